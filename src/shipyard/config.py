@@ -1,0 +1,51 @@
+"""Settings, declared once: each has a default and a SHIPYARD_* environment override."""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_HOME = ".shipyard"
+
+
+class Settings(BaseSettings):
+    """Where Shipyard keeps things, and how the tracking writer batches."""
+
+    model_config = SettingsConfigDict(env_prefix="SHIPYARD_", extra="ignore")
+
+    # Metadata store: sqlite:///path.db or postgresql+psycopg://user@host/db
+    uri: str = ""
+    # Artifact root: a local folder or any fsspec URL (s3://bucket/prefix)
+    artifacts: str = ""
+    # Experiment used when none is set
+    experiment: str = "Default"
+    # Seconds between background flushes of buffered metrics
+    flush_interval: float = 1.0
+    # Buffered points that trigger an early flush
+    flush_size: int = 50_000
+    # Buffered points past which logging waits for the writer (bounds memory)
+    max_buffer: int = 500_000
+    # Record git, entry point and environment on every run
+    capture: bool = True
+
+    def store_uri(self) -> str:
+        return self.uri or f"sqlite:///{Path(DEFAULT_HOME, 'shipyard.db').absolute()}"
+
+    def artifact_root(self) -> str:
+        if self.artifacts:
+            return self.artifacts
+        return str(Path(DEFAULT_HOME, "artifacts").absolute())
+
+
+@functools.cache
+def _cached(env_key: tuple[tuple[str, str], ...], cwd: str) -> Settings:
+    return Settings()
+
+
+def get_settings() -> Settings:
+    """Current settings; re-read when SHIPYARD_* variables or the working folder change."""
+    env = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("SHIPYARD_")))
+    return _cached(env, os.getcwd())

@@ -1,0 +1,173 @@
+"""Plain records the Store hands out and takes in. No behaviour beyond formatting."""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any, NamedTuple
+
+RUN_STATUSES = ("running", "finished", "failed", "killed")
+LIFECYCLES = ("active", "deleted")
+DEFAULT_EXPERIMENT = "Default"
+
+
+def to_datetime(ts: float | None) -> datetime | None:
+    """Epoch seconds to an aware UTC datetime (None stays None)."""
+    return None if ts is None else datetime.fromtimestamp(ts, tz=timezone.utc)
+
+
+class Metric(NamedTuple):
+    """One point of a metric's history. Plain tuples of the same shape are accepted too."""
+
+    key: str
+    value: float
+    step: int
+    timestamp: float
+
+
+@dataclass(frozen=True)
+class Experiment:
+    id: int
+    name: str
+    lifecycle: str = "active"
+    created_at: float = 0.0
+    tags: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Run:
+    """A run as stored: attributes, params, the latest value of each metric, tags."""
+
+    id: str
+    experiment_id: int
+    name: str
+    status: str
+    start_time: float
+    end_time: float | None = None
+    parent_id: str | None = None
+    user: str = ""
+    lifecycle: str = "active"
+    error: str | None = None
+    params: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def new(
+        cls,
+        experiment_id: int,
+        name: str | None = None,
+        *,
+        parent_id: str | None = None,
+        user: str = "",
+        start_time: float | None = None,
+        run_id: str | None = None,
+    ) -> Run:
+        """A validated record for a run about to be created."""
+        from shipyard.store import validation as v
+
+        run_id = v.check_run_id(run_id) if run_id else uuid.uuid4().hex
+        if parent_id is not None:
+            v.check_run_id(parent_id)
+        return cls(
+            id=run_id,
+            experiment_id=int(experiment_id),
+            name=v.check_name(name, "run") if name else f"run-{run_id[:8]}",
+            status="running",
+            start_time=time.time() if start_time is None else float(start_time),
+            parent_id=parent_id,
+            user=user,
+        )
+
+    @property
+    def duration(self) -> float | None:
+        return None if self.end_time is None else self.end_time - self.start_time
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        # JSON has no NaN/inf; keep them readable instead of producing invalid JSON.
+        out["metrics"] = {k: _json_float(v) for k, v in self.metrics.items()}
+        return out
+
+
+def _json_float(value: float) -> float | str:
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    return value
+
+
+@dataclass(frozen=True)
+class RunPage:
+    runs: list[Run]
+    next_page_token: str | None = None
+
+
+@dataclass(frozen=True)
+class ArtifactEntry:
+    """One file in a run's artifact manifest: its path in the run and its blob digest."""
+
+    path: str
+    digest: str
+    size: int
+
+
+@dataclass(frozen=True)
+class Environment:
+    """What a run ran on: interpreter, platform and installed distributions, shared by digest."""
+
+    digest: str
+    python: str
+    platform: str
+    packages: list[str]  # "name==version", sorted
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A data set a run used: identity by content digest, plus schema and summary."""
+
+    name: str
+    digest: str
+    rows: int
+    schema: dict[str, str]
+    stats: dict[str, dict[str, Any]] = field(default_factory=dict)
+    context: str = ""
+    source: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class WriteBatch:
+    """Everything the tracking writer has buffered, applied by the Store in one transaction.
+
+    Order of application: new runs, then params, tags and metrics, then status changes.
+    """
+
+    runs: list[Run] = field(default_factory=list)
+    params: list[tuple[str, str, str]] = field(default_factory=list)  # run_id, key, value
+    tags: list[tuple[str, str, str]] = field(default_factory=list)  # run_id, key, value
+    # run_id, key, value, step, timestamp
+    metrics: list[tuple[str, str, float, int, float]] = field(default_factory=list)
+    # run_id, status, end_time, error
+    statuses: list[tuple[str, str, float | None, str | None]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return (
+            len(self.runs)
+            + len(self.params)
+            + len(self.tags)
+            + len(self.metrics)
+            + len(self.statuses)
+        )

@@ -1,0 +1,133 @@
+"""Table definitions. The database itself is created and upgraded by the Alembic migrations
+in ``migrations/``; these definitions must match the newest migration (a test checks it)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+Double = sa.Float(precision=53)
+
+KEY_LEN = 250
+
+experiments = sa.Table(
+    "experiments",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(KEY_LEN), nullable=False, unique=True),
+    sa.Column("lifecycle", sa.String(16), nullable=False, server_default="active"),
+    sa.Column("created_at", Double, nullable=False),
+)
+
+experiment_tags = sa.Table(
+    "experiment_tags",
+    metadata,
+    sa.Column("experiment_id", sa.Integer, sa.ForeignKey("experiments.id"), primary_key=True),
+    sa.Column("key", sa.String(KEY_LEN), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+# `id` is an internal integer key that keeps the big metric tables small; users only ever
+# see `run_id` (32 hex characters).
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(32), nullable=False, unique=True),
+    sa.Column("experiment_id", sa.Integer, sa.ForeignKey("experiments.id"), nullable=False),
+    sa.Column("name", sa.String(KEY_LEN), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("start_time", Double, nullable=False),
+    sa.Column("end_time", Double, nullable=True),
+    sa.Column("parent_id", sa.String(32), nullable=True),
+    sa.Column("user", sa.String(KEY_LEN), nullable=False, server_default=""),
+    sa.Column("lifecycle", sa.String(16), nullable=False, server_default="active"),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Index("ix_runs_experiment_start", "experiment_id", "start_time"),
+    sa.Index("ix_runs_parent", "parent_id"),
+)
+
+# `value_num` holds the value when it parses as a number, so `params.n > 50` compares numbers.
+params = sa.Table(
+    "params",
+    metadata,
+    sa.Column("run", sa.Integer, sa.ForeignKey("runs.id"), primary_key=True),
+    sa.Column("key", sa.String(KEY_LEN), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("value_num", Double, nullable=True),
+)
+
+tags = sa.Table(
+    "tags",
+    metadata,
+    sa.Column("run", sa.Integer, sa.ForeignKey("runs.id"), primary_key=True),
+    sa.Column("key", sa.String(KEY_LEN), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+# NaN is stored as value NULL + is_nan, the same way on every backend (SQLite cannot store
+# NaN at all), so comparisons treat NaN as "no value" and readers turn it back into nan.
+metrics = sa.Table(
+    "metrics",
+    metadata,
+    sa.Column("run", sa.Integer, sa.ForeignKey("runs.id"), nullable=False),
+    sa.Column("key", sa.String(KEY_LEN), nullable=False),
+    sa.Column("value", Double, nullable=True),
+    sa.Column("step", sa.BigInteger, nullable=False),
+    sa.Column("timestamp", Double, nullable=False),
+    sa.Column("is_nan", sa.Boolean, nullable=False),
+    sa.Index("ix_metrics_run_key_step", "run", "key", "step"),
+)
+
+latest_metrics = sa.Table(
+    "latest_metrics",
+    metadata,
+    sa.Column("run", sa.Integer, sa.ForeignKey("runs.id"), primary_key=True),
+    sa.Column("key", sa.String(KEY_LEN), primary_key=True),
+    sa.Column("value", Double, nullable=True),
+    sa.Column("step", sa.BigInteger, nullable=False),
+    sa.Column("timestamp", Double, nullable=False),
+    sa.Column("is_nan", sa.Boolean, nullable=False),
+    sa.Index("ix_latest_metrics_key_value", "key", "value"),
+)
+
+artifacts = sa.Table(
+    "artifacts",
+    metadata,
+    sa.Column("run", sa.Integer, sa.ForeignKey("runs.id"), primary_key=True),
+    sa.Column("path", sa.String(1000), primary_key=True),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Index("ix_artifacts_digest", "digest"),
+)
+
+environments = sa.Table(
+    "environments",
+    metadata,
+    sa.Column("digest", sa.String(64), primary_key=True),
+    sa.Column("python", sa.String(64), nullable=False),
+    sa.Column("platform", sa.String(250), nullable=False),
+    sa.Column("packages", sa.Text, nullable=False),  # JSON list of "name==version"
+    sa.Column("created_at", Double, nullable=False),
+)
+
+datasets = sa.Table(
+    "datasets",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(KEY_LEN), nullable=False),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("rows", sa.BigInteger, nullable=False),
+    sa.Column("schema", sa.Text, nullable=False),  # JSON {column: dtype}
+    sa.Column("stats", sa.Text, nullable=False),  # JSON {column: {stat: value}}
+    sa.Column("source", sa.Text, nullable=False, server_default=""),
+    sa.UniqueConstraint("name", "digest", name="uq_datasets_name_digest"),
+)
+
+run_inputs = sa.Table(
+    "run_inputs",
+    metadata,
+    sa.Column("run", sa.Integer, sa.ForeignKey("runs.id"), primary_key=True),
+    sa.Column("dataset_id", sa.Integer, sa.ForeignKey("datasets.id"), primary_key=True),
+    sa.Column("context", sa.String(KEY_LEN), primary_key=True),
+)

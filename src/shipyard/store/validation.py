@@ -1,0 +1,94 @@
+"""Checks on names, keys and values shared by every Store implementation and the Run handle."""
+
+from __future__ import annotations
+
+import math
+import re
+
+from shipyard.errors import InvalidInput
+
+MAX_KEY = 250
+MAX_PARAM_VALUE = 6000
+MAX_TAG_VALUE = 8000
+_KEY_RE = re.compile(r"^[A-Za-z0-9_.\-/ ]+$")
+_RUN_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+
+
+def check_key(key: object, kind: str = "key") -> str:
+    """A metric, param or tag key: 1-250 characters from [A-Za-z0-9_.-/ ]."""
+    if not isinstance(key, str):
+        raise InvalidInput(f"{kind} key must be a string, got {type(key).__name__}: {key!r}")
+    if not key:
+        raise InvalidInput(f"{kind} key must not be empty")
+    if len(key) > MAX_KEY:
+        raise InvalidInput(f"{kind} key {key[:40]!r}... is {len(key)} characters; max {MAX_KEY}")
+    if not _KEY_RE.match(key):
+        bad = sorted({c for c in key if not _KEY_RE.match(c)})
+        raise InvalidInput(
+            f"{kind} key {key!r} has characters outside [A-Za-z0-9_.-/ ]: {''.join(bad)!r}"
+        )
+    return key
+
+
+def check_name(name: object, kind: str) -> str:
+    """An experiment or run name: non-empty, at most 250 characters, no control characters."""
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidInput(f"{kind} name must be a non-empty string, got {name!r}")
+    if len(name) > MAX_KEY:
+        raise InvalidInput(f"{kind} name is {len(name)} characters; max {MAX_KEY}")
+    if any(ord(c) < 32 for c in name):
+        raise InvalidInput(f"{kind} name {name!r} contains control characters")
+    return name
+
+
+def check_metric_value(key: str, value: object) -> float:
+    """A number (bool excluded); NaN and inf are allowed and kept."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        try:
+            # numpy scalars and 0-d arrays convert; strings and containers do not
+            if isinstance(value, (str, bytes)) or not hasattr(value, "__float__"):
+                raise TypeError
+            return float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            raise InvalidInput(
+                f"metric {key!r} must be a number, got {type(value).__name__}: {value!r:.60}"
+            ) from None
+    return float(value)
+
+
+def check_step(key: str, step: object) -> int:
+    if isinstance(step, bool) or not isinstance(step, int):
+        if hasattr(step, "__index__"):
+            return int(step)  # type: ignore[call-overload]
+        raise InvalidInput(f"step of metric {key!r} must be an integer, got {step!r}")
+    return step
+
+
+def param_value(key: str, value: object) -> str:
+    """Params are stored as text; over-long values are refused rather than truncated."""
+    text = value if isinstance(value, str) else str(value)
+    if len(text) > MAX_PARAM_VALUE:
+        raise InvalidInput(f"param {key!r} value is {len(text)} characters; max {MAX_PARAM_VALUE}")
+    return text
+
+
+def tag_value(key: str, value: object) -> str:
+    text = value if isinstance(value, str) else str(value)
+    if len(text) > MAX_TAG_VALUE:
+        raise InvalidInput(f"tag {key!r} value is {len(text)} characters; max {MAX_TAG_VALUE}")
+    return text
+
+
+def numeric_or_none(text: str) -> float | None:
+    """The param's value as a finite number, so filters can compare params numerically."""
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def check_run_id(run_id: object) -> str:
+    if not isinstance(run_id, str) or not _RUN_ID_RE.match(run_id):
+        raise InvalidInput(f"not a run id (32 lowercase hex characters): {run_id!r}")
+    return run_id

@@ -1,0 +1,232 @@
+"""The batched background writer: logging appends to memory, one thread writes batches.
+
+Everything logged reaches the Store in the order it was logged, one transaction per batch.
+``flush()`` waits until everything logged before it is stored (or raises why it cannot be).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+
+from shipyard.errors import Conflict, InvalidInput, NotFound, ShipyardError, StoreError
+from shipyard.store.base import Store
+from shipyard.store.entities import Run, WriteBatch
+
+log = logging.getLogger("shipyard.tracking")
+
+MetricRow = tuple[str, str, float, int, float]
+
+
+class Writer:
+    """Buffers metrics, params, tags, new runs and status changes for one Store."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        flush_interval: float = 1.0,
+        flush_size: int = 50_000,
+        max_buffer: int = 500_000,
+    ) -> None:
+        self.store = store
+        self.flush_interval = flush_interval
+        self.flush_size = flush_size
+        self.max_buffer = max(max_buffer, flush_size)
+        self._init_state()
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._init_state)
+
+    def _init_state(self) -> None:
+        # A forked child must not inherit the parent's buffers, lock state or thread.
+        self._cond = threading.Condition(threading.Lock())
+        self._metrics: list[MetricRow] = []
+        self._ops = WriteBatch()
+        self._failed: WriteBatch | None = None
+        self._swapped = 0  # batches taken from the buffers
+        self._done = 0  # batches written (or given up on)
+        self._errors: list[ShipyardError] = []
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._wake = threading.Event()
+
+    # -- producers (any thread) ------------------------------------------------------------
+
+    def add_metric(self, row: MetricRow) -> None:
+        with self._cond:
+            buf = self._metrics
+            buf.append(row)
+            n = len(buf)
+        if n >= self.flush_size:
+            self._ensure_thread()
+            self._wake.set()
+            if n >= self.max_buffer:
+                self._wait_for_room()
+
+    def add_metrics(self, rows: list[MetricRow]) -> None:
+        with self._cond:
+            self._metrics.extend(rows)
+            n = len(self._metrics)
+        self._ensure_thread()
+        if n >= self.flush_size:
+            self._wake.set()
+
+    def add_run(self, run: Run) -> None:
+        with self._cond:
+            self._ops.runs.append(run)
+        self._ensure_thread()
+
+    def add_params(self, rows: list[tuple[str, str, str]]) -> None:
+        with self._cond:
+            self._ops.params.extend(rows)
+        self._ensure_thread()
+
+    def add_tags(self, rows: list[tuple[str, str, str]]) -> None:
+        with self._cond:
+            self._ops.tags.extend(rows)
+        self._ensure_thread()
+
+    def add_status(
+        self, run_id: str, status: str, end_time: float | None, error: str | None
+    ) -> None:
+        with self._cond:
+            self._ops.statuses.append((run_id, status, end_time, error))
+        self._ensure_thread()
+
+    def _wait_for_room(self) -> None:
+        """Bound memory: a producer far ahead of the database waits for the writer."""
+        with self._cond:
+            while len(self._metrics) >= self.max_buffer and not self._closed:
+                self._wake.set()
+                self._cond.wait(0.5)
+
+    # -- flushing ---------------------------------------------------------------------------
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Wait until everything logged so far is in the Store; raise what went wrong."""
+        if self._thread is None or not self._thread.is_alive():
+            self._write_once()
+        else:
+            with self._cond:
+                target = self._swapped + 1
+            self._wake.set()
+            deadline = None if timeout is None else time.monotonic() + timeout
+            with self._cond:
+                while self._done < target:
+                    left = None if deadline is None else deadline - time.monotonic()
+                    if left is not None and left <= 0:
+                        raise StoreError(f"the tracking writer did not finish within {timeout}s")
+                    self._cond.wait(0.5 if left is None else min(left, 0.5))
+                    if self._thread is None or not self._thread.is_alive():
+                        break
+            if self._pending():
+                self._write_once()
+        self._raise_errors()
+
+    def close(self) -> None:
+        """Flush everything and stop the thread; later logging writes synchronously on flush."""
+        self._closed = True
+        try:
+            self.flush()
+        finally:
+            self._wake.set()
+            thread = self._thread
+            if thread is not None and thread is not threading.current_thread():
+                thread.join(timeout=30)
+            self._thread = None
+
+    def pending_count(self) -> int:
+        with self._cond:
+            return len(self._metrics) + len(self._ops) + len(self._failed or ())
+
+    def _pending(self) -> bool:
+        return self.pending_count() > 0
+
+    def _raise_errors(self) -> None:
+        with self._cond:
+            errors, self._errors = self._errors, []
+        if errors:
+            if all(isinstance(e, Conflict) for e in errors):
+                raise Conflict("; ".join(e.message for e in errors))
+            raise errors[-1]
+
+    # -- the writing side ---------------------------------------------------------------------
+
+    def _ensure_thread(self) -> None:
+        if self._thread is None and not self._closed:
+            with self._cond:
+                if self._thread is None:
+                    self._thread = threading.Thread(
+                        target=self._loop, name="shipyard-writer", daemon=True
+                    )
+                    self._thread.start()
+
+    def _loop(self) -> None:
+        backoff = self.flush_interval
+        while True:
+            self._wake.wait(backoff)
+            self._wake.clear()
+            ok = self._write_once()
+            backoff = self.flush_interval if ok else min(backoff * 2, 30.0)
+            if self._closed and not self._pending():
+                return
+
+    def _take(self) -> tuple[int, WriteBatch]:
+        with self._cond:
+            batch, self._ops = self._ops, WriteBatch()
+            metrics, self._metrics = self._metrics, []
+            failed, self._failed = self._failed, None
+            self._swapped += 1
+            gen = self._swapped
+            self._cond.notify_all()  # producers waiting for room
+        batch.metrics = metrics
+        if failed is not None:
+            batch = _concat(failed, batch)
+        return gen, batch
+
+    def _write_once(self) -> bool:
+        """Write one batch; on failure keep it for the next attempt and record the error."""
+        gen, batch = self._take()
+        ok = True
+        try:
+            conflicts = self.store.write(batch) if len(batch) else []
+            if conflicts:
+                errors: list[ShipyardError] = [Conflict(c) for c in conflicts]
+                with self._cond:
+                    self._errors.extend(errors)
+        except (InvalidInput, NotFound) as exc:
+            # Retrying cannot fix these; say loudly what was not stored.
+            with self._cond:
+                self._errors.append(
+                    type(exc)(f"{len(batch)} logged items were not stored: {exc.message}")
+                )
+        except ShipyardError as exc:
+            ok = False
+            self._keep(batch, exc)
+        except Exception as exc:  # a driver error we did not foresee: keep the data anyway
+            ok = False
+            self._keep(batch, StoreError(f"writing to {self.store.uri} failed: {exc}"))
+        with self._cond:
+            self._done = max(self._done, gen)
+            self._cond.notify_all()
+        return ok
+
+    def _keep(self, batch: WriteBatch, exc: ShipyardError) -> None:
+        log.warning("shipyard: %d buffered items not written yet: %s", len(batch), exc.message)
+        with self._cond:
+            self._failed = batch if self._failed is None else _concat(self._failed, batch)
+            self._errors.append(
+                type(exc)(f"{len(batch)} logged items are not stored yet: {exc.message}")
+            )
+
+
+def _concat(first: WriteBatch, second: WriteBatch) -> WriteBatch:
+    return WriteBatch(
+        runs=first.runs + second.runs,
+        params=first.params + second.params,
+        tags=first.tags + second.tags,
+        metrics=first.metrics + second.metrics,
+        statuses=first.statuses + second.statuses,
+    )
