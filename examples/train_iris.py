@@ -15,6 +15,7 @@ from sklearn.datasets import load_iris
 from sklearn.linear_model import SGDClassifier
 from sklearn.metrics import accuracy_score, f1_score, log_loss
 from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import StandardScaler
 
 import shipyard as sy
 
@@ -25,11 +26,15 @@ def main(epochs: int = 30, alpha: float = 1e-4) -> str:
     X_train, X_test, y_train, y_test = train_test_split(
         iris.data, iris.target, test_size=0.3, random_state=0, stratify=iris.target
     )
+    scaler = StandardScaler().fit(X_train)
+    X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
     sy.set_experiment("iris")
     params = {"model": "sgd-logistic", "epochs": epochs, "alpha": alpha, "test_size": 0.3}
     with sy.start_run(name="sgd", params=params) as run:
         run.log_dataset(frame, name="iris", context="training", source="sklearn.load_iris")
-        model = SGDClassifier(loss="log_loss", alpha=alpha, random_state=0)
+        model = SGDClassifier(
+            loss="log_loss", alpha=alpha, learning_rate="constant", eta0=0.05, random_state=0
+        )
         classes = np.unique(iris.target)
         losses = []
         for epoch in range(epochs):

@@ -25,9 +25,9 @@ class Settings(BaseSettings):
     # Seconds between background flushes of buffered metrics
     flush_interval: float = 1.0
     # Buffered points that trigger an early flush
-    flush_size: int = 50_000
+    flush_size: int = 200_000
     # Buffered points past which logging waits for the writer (bounds memory)
-    max_buffer: int = 500_000
+    max_buffer: int = 1_000_000
     # Record git, entry point and environment on every run
     capture: bool = True
 
