@@ -158,8 +158,9 @@ class WriteBatch:
     runs: list[Run] = field(default_factory=list)
     params: list[tuple[str, str, str]] = field(default_factory=list)  # run_id, key, value
     tags: list[tuple[str, str, str]] = field(default_factory=list)  # run_id, key, value
-    # run_id, key, value, step, timestamp
-    metrics: list[tuple[str, str, float, int, float]] = field(default_factory=list)
+    # run_id -> [(key, value, step, timestamp), ...]: grouped by run so that a long history
+    # needs no per-point conversion on its way to the database
+    metrics: dict[str, list[tuple[str, float, int, float]]] = field(default_factory=dict)
     # run_id, status, end_time, error
     statuses: list[tuple[str, str, float | None, str | None]] = field(default_factory=list)
 
@@ -168,6 +169,6 @@ class WriteBatch:
             len(self.runs)
             + len(self.params)
             + len(self.tags)
-            + len(self.metrics)
+            + sum(len(points) for points in self.metrics.values())
             + len(self.statuses)
         )

@@ -32,7 +32,8 @@ class ActiveRun:
         self.parent_id = record.parent_id
         self.status = "running"
         self._tracker = tracker
-        self._add_metric = tracker.writer.add_metric
+        self._points = tracker.writer.series(record.id)
+        self._flush_size = tracker.writer.flush_size
         self._params: dict[str, str] = dict(record.params)
         self._metric_keys: set[str] = set()
         self._next_step: dict[str, int] = {}
@@ -67,7 +68,10 @@ class ActiveRun:
             raise InvalidInput(
                 f"timestamp of metric {key!r} must be epoch seconds, got {timestamp!r}"
             )
-        self._add_metric((self.id, key, value, step, timestamp))
+        points = self._points
+        points.append((key, value, step, timestamp))
+        if len(points) >= self._flush_size:
+            self._tracker.writer.full(points)
 
     def _first_use(self, key: str) -> None:
         v.check_key(key, "metric")
@@ -236,7 +240,10 @@ class ActiveRun:
         self._tracker.open_runs.pop(self.id, None)
         writer = self._tracker.writer
         writer.add_status(self.id, status, _now(), _describe(error))
-        writer.flush()
+        try:
+            writer.flush()
+        finally:
+            writer.release(self.id)
 
     def __enter__(self) -> ActiveRun:
         return self

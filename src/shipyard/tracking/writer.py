@@ -10,6 +10,7 @@ import logging
 import os
 import threading
 import time
+from collections import deque
 
 from shipyard.errors import Conflict, InvalidInput, NotFound, ShipyardError, StoreError
 from shipyard.store.base import Store
@@ -17,7 +18,7 @@ from shipyard.store.entities import Run, WriteBatch
 
 log = logging.getLogger("shipyard.tracking")
 
-MetricRow = tuple[str, str, float, int, float]
+Point = tuple[str, float, int, float]  # key, value, step, timestamp
 
 
 class Writer:
@@ -42,7 +43,9 @@ class Writer:
     def _init_state(self) -> None:
         # A forked child must not inherit the parent's buffers, lock state or thread.
         self._cond = threading.Condition(threading.Lock())
-        self._metrics: list[MetricRow] = []
+        # run_id -> points. deque.append is atomic, so the hot path (one append per point)
+        # takes no lock; the writer pops what is there.
+        self._series: dict[str, deque[Point]] = {}
         self._ops = WriteBatch()
         self._failed: WriteBatch | None = None
         self._swapped = 0  # batches taken from the buffers
@@ -54,24 +57,28 @@ class Writer:
 
     # -- producers (any thread) ------------------------------------------------------------
 
-    def add_metric(self, row: MetricRow) -> None:
+    def series(self, run_id: str) -> deque[Point]:
+        """The queue a run appends its points to; call ``full()`` when it grows long."""
         with self._cond:
-            buf = self._metrics
-            buf.append(row)
-            n = len(buf)
-        if n >= self.flush_size:
-            self._ensure_thread()
-            self._wake.set()
-            if n >= self.max_buffer:
-                self._wait_for_room()
-
-    def add_metrics(self, rows: list[MetricRow]) -> None:
-        with self._cond:
-            self._metrics.extend(rows)
-            n = len(self._metrics)
+            queue = self._series.get(run_id)
+            if queue is None:
+                queue = self._series[run_id] = deque()
         self._ensure_thread()
-        if n >= self.flush_size:
-            self._wake.set()
+        return queue
+
+    def release(self, run_id: str) -> None:
+        """Forget an ended run's queue once it is empty."""
+        with self._cond:
+            queue = self._series.get(run_id)
+            if queue is not None and not queue:
+                del self._series[run_id]
+
+    def full(self, queue: deque[Point]) -> None:
+        """A queue passed flush_size: wake the writer, and wait if far behind."""
+        self._ensure_thread()
+        self._wake.set()
+        if len(queue) >= self.max_buffer:
+            self._wait_for_room(queue)
 
     def add_run(self, run: Run) -> None:
         with self._cond:
@@ -95,10 +102,10 @@ class Writer:
             self._ops.statuses.append((run_id, status, end_time, error))
         self._ensure_thread()
 
-    def _wait_for_room(self) -> None:
+    def _wait_for_room(self, queue: deque[Point]) -> None:
         """Bound memory: a producer far ahead of the database waits for the writer."""
         with self._cond:
-            while len(self._metrics) >= self.max_buffer and not self._closed:
+            while len(queue) >= self.max_buffer and not self._closed:
                 self._wake.set()
                 self._cond.wait(0.5)
 
@@ -139,7 +146,8 @@ class Writer:
 
     def pending_count(self) -> int:
         with self._cond:
-            return len(self._metrics) + len(self._ops) + len(self._failed or ())
+            points = sum(len(queue) for queue in self._series.values())
+            return points + len(self._ops) + len(self._failed or ())
 
     def _pending(self) -> bool:
         return self.pending_count() > 0
@@ -176,7 +184,11 @@ class Writer:
     def _take(self) -> tuple[int, WriteBatch]:
         with self._cond:
             batch, self._ops = self._ops, WriteBatch()
-            metrics, self._metrics = self._metrics, []
+            metrics = {
+                run_id: [queue.popleft() for _ in range(len(queue))]
+                for run_id, queue in self._series.items()
+                if queue
+            }
             failed, self._failed = self._failed, None
             self._swapped += 1
             gen = self._swapped
@@ -227,6 +239,9 @@ def _concat(first: WriteBatch, second: WriteBatch) -> WriteBatch:
         runs=first.runs + second.runs,
         params=first.params + second.params,
         tags=first.tags + second.tags,
-        metrics=first.metrics + second.metrics,
+        metrics={
+            run_id: first.metrics.get(run_id, []) + second.metrics.get(run_id, [])
+            for run_id in first.metrics.keys() | second.metrics.keys()
+        },
         statuses=first.statuses + second.statuses,
     )

@@ -65,8 +65,9 @@ tags = sa.Table(
     sa.Column("value", sa.Text, nullable=False),
 )
 
-# NaN is stored as value NULL + is_nan, the same way on every backend (SQLite cannot store
-# NaN at all), so comparisons treat NaN as "no value" and readers turn it back into nan.
+# NaN is stored as NULL (the only way `value` is ever NULL), the same way on every backend
+# (SQLite cannot store NaN at all): comparisons treat NaN as "no value" and readers turn NULL
+# back into nan.
 metrics = sa.Table(
     "metrics",
     metadata,
@@ -75,7 +76,6 @@ metrics = sa.Table(
     sa.Column("value", Double, nullable=True),
     sa.Column("step", sa.BigInteger, nullable=False),
     sa.Column("timestamp", Double, nullable=False),
-    sa.Column("is_nan", sa.Boolean, nullable=False),
     sa.Index("ix_metrics_run_key_step", "run", "key", "step"),
 )
 
@@ -87,7 +87,6 @@ latest_metrics = sa.Table(
     sa.Column("value", Double, nullable=True),
     sa.Column("step", sa.BigInteger, nullable=False),
     sa.Column("timestamp", Double, nullable=False),
-    sa.Column("is_nan", sa.Boolean, nullable=False),
     sa.Index("ix_latest_metrics_key_value", "key", "value"),
 )
 

@@ -254,10 +254,10 @@ class SqlStore:
                 sa.select(p.run, p.key, p.value).where(p.run.in_(chunk))
             ):
                 params[run][key] = value
-            for run, key, value, is_nan in conn.execute(
-                sa.select(m.run, m.key, m.value, m.is_nan).where(m.run.in_(chunk))
+            for run, key, value in conn.execute(
+                sa.select(m.run, m.key, m.value).where(m.run.in_(chunk))
             ):
-                metrics[run][key] = math.nan if is_nan else value
+                metrics[run][key] = math.nan if value is None else value
             for run, key, value in conn.execute(
                 sa.select(g.run, g.key, g.value).where(g.run.in_(chunk))
             ):
@@ -321,10 +321,11 @@ class SqlStore:
         if run.status != "running":
             raise Conflict(f"run {run_id} is {run.status}; it takes no more data")
         batch = WriteBatch()
+        points = batch.metrics.setdefault(run_id, [])
         for key, value, step, ts in metrics:
             v.check_key(key, "metric")
-            batch.metrics.append(
-                (run_id, key, v.check_metric_value(key, value), v.check_step(key, step), float(ts))
+            points.append(
+                (key, v.check_metric_value(key, value), v.check_step(key, step), float(ts))
             )
         batch.params = [
             (run_id, v.check_key(k, "param"), v.param_value(k, val))
@@ -344,7 +345,7 @@ class SqlStore:
             pk = self._pk(conn, v.check_run_id(run_id))
             m = t.metrics.c
             rows = conn.execute(
-                sa.select(m.value, m.step, m.timestamp, m.is_nan)
+                sa.select(m.value, m.step, m.timestamp)
                 .where(m.run == pk, m.key == key)
                 .order_by(m.step, m.timestamp)
             ).all()
@@ -357,8 +358,8 @@ class SqlStore:
                         + (f" (it has: {', '.join(sorted(known))})" if known else "")
                     )
             return [
-                Metric(key, math.nan if is_nan else value, step, ts)
-                for value, step, ts, is_nan in rows
+                Metric(key, math.nan if value is None else value, step, ts)
+                for value, step, ts in rows
             ]
 
         return self._read(read)

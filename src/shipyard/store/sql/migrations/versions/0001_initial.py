@@ -67,7 +67,6 @@ def upgrade() -> None:
         sa.Column("value", Double, nullable=True),
         sa.Column("step", sa.BigInteger, nullable=False),
         sa.Column("timestamp", Double, nullable=False),
-        sa.Column("is_nan", sa.Boolean, nullable=False),
     )
     op.create_index("ix_metrics_run_key_step", "metrics", ["run", "key", "step"])
     op.create_table(
@@ -77,7 +76,6 @@ def upgrade() -> None:
         sa.Column("value", Double, nullable=True),
         sa.Column("step", sa.BigInteger, nullable=False),
         sa.Column("timestamp", Double, nullable=False),
-        sa.Column("is_nan", sa.Boolean, nullable=False),
     )
     op.create_index("ix_latest_metrics_key_value", "latest_metrics", ["key", "value"])
     op.create_table(
