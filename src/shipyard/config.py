@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import os
-from pathlib import Path
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -32,20 +31,21 @@ class Settings(BaseSettings):
     capture: bool = True
 
     def store_uri(self) -> str:
-        return self.uri or f"sqlite:///{Path(DEFAULT_HOME, 'shipyard.db').absolute()}"
+        return self.uri or f"sqlite:///{os.path.abspath(os.path.join(DEFAULT_HOME, 'shipyard.db'))}"
 
     def artifact_root(self) -> str:
-        if self.artifacts:
-            return self.artifacts
-        return str(Path(DEFAULT_HOME, "artifacts").absolute())
+        return self.artifacts or os.path.abspath(os.path.join(DEFAULT_HOME, "artifacts"))
 
 
-@functools.cache
-def _cached(env_key: tuple[tuple[str, str], ...], cwd: str) -> Settings:
+@functools.lru_cache(maxsize=16)
+def _cached(env_key: tuple[str | None, ...], cwd: str) -> Settings:
     return Settings()
+
+
+_ENV_NAMES = tuple(f"SHIPYARD_{name.upper()}" for name in Settings.model_fields)
 
 
 def get_settings() -> Settings:
     """Current settings; re-read when SHIPYARD_* variables or the working folder change."""
-    env = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("SHIPYARD_")))
-    return _cached(env, os.getcwd())
+    environ = os.environ
+    return _cached(tuple(environ.get(name) for name in _ENV_NAMES), os.getcwd())

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 from collections import deque
 
 from shipyard.errors import Conflict, InvalidInput, NotFound, ShipyardError, StoreError
@@ -48,8 +47,9 @@ class Writer:
         self._series: dict[str, deque[Point]] = {}
         self._ops = WriteBatch()
         self._failed: WriteBatch | None = None
-        self._swapped = 0  # batches taken from the buffers
-        self._done = 0  # batches written (or given up on)
+        # held while a batch is written: by the background thread, or by flush() so that
+        # a caller waiting for its data writes it itself instead of waiting for a hand-off
+        self._write_lock = threading.Lock()
         self._errors: list[ShipyardError] = []
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -112,28 +112,17 @@ class Writer:
     # -- flushing ---------------------------------------------------------------------------
 
     def flush(self, timeout: float | None = None) -> None:
-        """Wait until everything logged so far is in the Store; raise what went wrong."""
-        if self._thread is None or not self._thread.is_alive():
+        """Write everything logged so far, in the calling thread; raise what went wrong."""
+        if not self._write_lock.acquire(timeout=-1 if timeout is None else timeout):
+            raise StoreError(f"the tracking writer did not finish within {timeout}s")
+        try:
             self._write_once()
-        else:
-            with self._cond:
-                target = self._swapped + 1
-            self._wake.set()
-            deadline = None if timeout is None else time.monotonic() + timeout
-            with self._cond:
-                while self._done < target:
-                    left = None if deadline is None else deadline - time.monotonic()
-                    if left is not None and left <= 0:
-                        raise StoreError(f"the tracking writer did not finish within {timeout}s")
-                    self._cond.wait(0.5 if left is None else min(left, 0.5))
-                    if self._thread is None or not self._thread.is_alive():
-                        break
-            if self._pending():
-                self._write_once()
+        finally:
+            self._write_lock.release()
         self._raise_errors()
 
     def close(self) -> None:
-        """Flush everything and stop the thread; later logging writes synchronously on flush."""
+        """Flush everything and stop the background thread."""
         self._closed = True
         try:
             self.flush()
@@ -148,9 +137,6 @@ class Writer:
         with self._cond:
             points = sum(len(queue) for queue in self._series.values())
             return points + len(self._ops) + len(self._failed or ())
-
-    def _pending(self) -> bool:
-        return self.pending_count() > 0
 
     def _raise_errors(self) -> None:
         with self._cond:
@@ -173,57 +159,54 @@ class Writer:
 
     def _loop(self) -> None:
         backoff = self.flush_interval
-        while True:
+        while not self._closed:
             self._wake.wait(backoff)
             self._wake.clear()
-            ok = self._write_once()
+            with self._write_lock:
+                ok = self._write_once()
             backoff = self.flush_interval if ok else min(backoff * 2, 30.0)
-            if self._closed and not self._pending():
-                return
 
-    def _take(self) -> tuple[int, WriteBatch]:
+    def _take(self) -> WriteBatch:
         with self._cond:
             batch, self._ops = self._ops, WriteBatch()
-            metrics = {
+            batch.metrics = {
                 run_id: [queue.popleft() for _ in range(len(queue))]
                 for run_id, queue in self._series.items()
                 if queue
             }
             failed, self._failed = self._failed, None
-            self._swapped += 1
-            gen = self._swapped
             self._cond.notify_all()  # producers waiting for room
-        batch.metrics = metrics
-        if failed is not None:
-            batch = _concat(failed, batch)
-        return gen, batch
+        return batch if failed is None else _concat(failed, batch)
 
     def _write_once(self) -> bool:
-        """Write one batch; on failure keep it for the next attempt and record the error."""
-        gen, batch = self._take()
-        ok = True
+        """Write what is buffered (the caller holds the write lock); keep it if that fails."""
+        batch = self._take()
+        if not len(batch):
+            return True
         try:
-            conflicts = self.store.write(batch) if len(batch) else []
-            if conflicts:
-                errors: list[ShipyardError] = [Conflict(c) for c in conflicts]
-                with self._cond:
-                    self._errors.extend(errors)
+            conflicts = self.store.write(batch)
         except (InvalidInput, NotFound) as exc:
             # Retrying cannot fix these; say loudly what was not stored.
             with self._cond:
                 self._errors.append(
                     type(exc)(f"{len(batch)} logged items were not stored: {exc.message}")
                 )
+            return True
         except ShipyardError as exc:
-            ok = False
             self._keep(batch, exc)
+            return False
         except Exception as exc:  # a driver error we did not foresee: keep the data anyway
-            ok = False
             self._keep(batch, StoreError(f"writing to {self.store.uri} failed: {exc}"))
-        with self._cond:
-            self._done = max(self._done, gen)
-            self._cond.notify_all()
-        return ok
+            return False
+        except BaseException:
+            # SIGTERM or Ctrl-C in the middle of a write: keep the batch for the exit flush
+            with self._cond:
+                self._failed = batch if self._failed is None else _concat(self._failed, batch)
+            raise
+        if conflicts:
+            with self._cond:
+                self._errors.extend(Conflict(c) for c in conflicts)
+        return True
 
     def _keep(self, batch: WriteBatch, exc: ShipyardError) -> None:
         log.warning("shipyard: %d buffered items not written yet: %s", len(batch), exc.message)

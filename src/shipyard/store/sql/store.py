@@ -32,6 +32,11 @@ T = TypeVar("T")
 MAX_RESULTS = 50_000
 
 
+_RUN_KEYS = sa.select(t.runs.c.run_id, t.runs.c.id).where(
+    t.runs.c.run_id.in_(sa.bindparam("ids", expanding=True))
+)
+
+
 class SqlStore:
     """Store on a SQL database; safe to share between threads, and between processes."""
 
@@ -219,9 +224,17 @@ class SqlStore:
         if not len(batch):
             return []
         try:
-            return self._write(lambda conn: apply_batch(conn, batch, self._pk))
+            return self._write(
+                lambda conn: apply_batch(conn, batch, self._pk, self._prefetch, self._pks.update)
+            )
         except sa.exc.IntegrityError as exc:
             raise StoreError(f"write to {self._where()} was refused: {exc.orig}") from exc
+
+    def _prefetch(self, conn: sa.Connection, run_ids: set[str]) -> None:
+        missing = sorted(r for r in run_ids if r not in self._pks)
+        for chunk in _chunks(missing, 500):
+            rows = conn.execute(_RUN_KEYS, {"ids": list(chunk)})
+            self._pks.update((run_id, pk) for run_id, pk in rows)
 
     def _pk(self, conn: sa.Connection, run_id: str) -> int:
         pk = self._pks.get(run_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -15,56 +16,85 @@ PkOf = Callable[[sa.Connection, str], int]
 _METRIC_COLUMNS = "run, key, value, step, timestamp"
 
 
-def apply_batch(conn: sa.Connection, batch: WriteBatch, pk_of: PkOf) -> list[str]:
-    """Write the batch; return a message per param that would have changed a stored value."""
-    if batch.runs:
-        conn.execute(
-            t.runs.insert(),
-            [
-                {
-                    "run_id": r.id,
-                    "experiment_id": r.experiment_id,
-                    "name": r.name,
-                    "status": r.status,
-                    "start_time": r.start_time,
-                    "end_time": r.end_time,
-                    "parent_id": r.parent_id,
-                    "user": r.user,
-                    "lifecycle": r.lifecycle,
-                    "error": r.error,
-                }
-                for r in batch.runs
-            ],
-        )
-    conflicts = _write_params(conn, batch.params, pk_of) if batch.params else []
+def apply_batch(
+    conn: sa.Connection,
+    batch: WriteBatch,
+    pk_of: PkOf,
+    prefetch: Callable[[sa.Connection, set[str]], None],
+    remember: Callable[[dict[str, int]], None],
+) -> list[str]:
+    """Write the batch; return a message per param that would have changed a stored value.
+
+    ``prefetch`` resolves the run ids the batch mentions in a few queries, so that ``pk_of``
+    needs no query per run; ``remember`` is told the keys of the runs this batch creates.
+    """
+    new = {
+        r.id: {
+            "run_id": r.id,
+            "experiment_id": r.experiment_id,
+            "name": r.name,
+            "status": r.status,
+            "start_time": r.start_time,
+            "end_time": r.end_time,
+            "parent_id": r.parent_id,
+            "user": r.user,
+            "lifecycle": r.lifecycle,
+            "error": r.error,
+        }
+        for r in batch.runs
+    }
+    updates = []
+    for run_id, status, end_time, error in batch.statuses:
+        row = new.get(run_id)
+        if row is None:  # a run created in an earlier batch
+            updates.append({"rid": run_id, "status": status, "end_time": end_time, "error": error})
+        else:  # a run that starts and ends within this batch is inserted as it ends
+            row.update(status=status, end_time=end_time, error=error)
+    if new:
+        # RETURNING gives the new rows' keys without another query (bulk "insertmanyvalues")
+        created = conn.execute(_INSERT_RUNS, list(new.values()))
+        remember({run_id: pk for run_id, pk in created})
+    prefetch(
+        conn,
+        {item[0] for item in batch.params}
+        | {item[0] for item in batch.tags}
+        | {run_id for run_id, points in batch.metrics.items() if points},
+    )
+    conflicts = _write_params(conn, batch.params, pk_of, set(new)) if batch.params else []
     if batch.tags:
         rows = [{"run": pk_of(conn, rid), "key": k, "value": val} for rid, k, val in batch.tags]
         _upsert(conn, t.tags, rows, ["run", "key"], ["value"])
     if batch.metrics:
         _write_metrics(conn, batch.metrics, pk_of)
-    for run_id, status, end_time, error in batch.statuses:
-        conn.execute(
-            t.runs.update()
-            .where(t.runs.c.run_id == run_id)
-            .values(status=status, end_time=end_time, error=error)
-        )
+    if updates:
+        conn.execute(_SET_STATUS, updates)
     return conflicts
 
 
+_INSERT_RUNS = t.runs.insert().returning(t.runs.c.run_id, t.runs.c.id)
+_SET_STATUS = (
+    t.runs.update()
+    .where(t.runs.c.run_id == sa.bindparam("rid"))
+    .values(
+        status=sa.bindparam("status"),
+        end_time=sa.bindparam("end_time"),
+        error=sa.bindparam("error"),
+    )
+)
+
+
 def _write_params(
-    conn: sa.Connection, items: Sequence[tuple[str, str, str]], pk_of: PkOf
+    conn: sa.Connection, items: Sequence[tuple[str, str, str]], pk_of: PkOf, fresh: set[str]
 ) -> list[str]:
-    p = t.params.c
     wanted: dict[tuple[int, str], tuple[str, str]] = {}
     for run_id, key, value in items:
         wanted[(pk_of(conn, run_id), key)] = (run_id, value)
     stored: dict[tuple[int, str], str] = {}
-    for pk in {pk for pk, _ in wanted}:
-        keys = [key for run, key in wanted if run == pk]
-        for key, value in conn.execute(
-            sa.select(p.key, p.value).where(p.run == pk, p.key.in_(keys))
-        ):
-            stored[(pk, key)] = value
+    # runs created in this batch have no stored params to conflict with
+    pks = sorted({pk_of(conn, run_id) for run_id, _, _ in items if run_id not in fresh})
+    for i in range(0, len(pks), 500):
+        for run, key, value in conn.execute(_PARAMS_OF, {"pks": pks[i : i + 500]}):
+            stored[(run, key)] = value
     conflicts, rows = [], []
     for (pk, key), (run_id, value) in wanted.items():
         old = stored.get((pk, key))
@@ -80,6 +110,11 @@ def _write_params(
     if rows:
         conn.execute(t.params.insert(), rows)
     return conflicts
+
+
+_PARAMS_OF = sa.select(t.params.c.run, t.params.c.key, t.params.c.value).where(
+    t.params.c.run.in_(sa.bindparam("pks", expanding=True))
+)
 
 
 def _write_metrics(
@@ -163,18 +198,22 @@ def _upsert(
     rows: list[dict[str, Any]],
     keys: list[str],
     update: list[str],
-    where: Callable[[Any], Any] | None = None,
 ) -> None:
     if not rows:
         return
-    if conn.dialect.name == "postgresql":
+    conn.execute(_upsert_statement(conn.dialect.name, table, tuple(keys), tuple(update)), rows)
+
+
+@functools.cache
+def _upsert_statement(
+    dialect: str, table: sa.Table, keys: tuple[str, ...], update: tuple[str, ...]
+) -> Any:
+    # Built once per shape: constructing the statement costs more than running it.
+    if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
     stmt = insert(table)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=keys,
-        set_={col: stmt.excluded[col] for col in update},
-        where=where(stmt.excluded) if where else None,
+    return stmt.on_conflict_do_update(
+        index_elements=list(keys), set_={col: stmt.excluded[col] for col in update}
     )
-    conn.execute(stmt, rows)
