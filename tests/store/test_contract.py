@@ -290,3 +290,44 @@ def test_concurrent_writers_lose_nothing(store: Store) -> None:
     assert errors == []
     for run in runs:
         assert len(store.get_metric_history(run.id, "m")) == 20
+
+
+@pytest.mark.parametrize("descending", [False, True])
+def test_metric_order_pages_through_runs_without_the_metric(store: Store, descending: bool) -> None:
+    exp = store.create_experiment("e")
+    expected_with, expected_without = [], []
+    for i in range(10):
+        run = store.create_run(exp.id, f"r{i}", start_time=1000.0 + i)
+        if i % 3 == 0:
+            expected_without.append(run.id)  # no value at all
+        elif i % 3 == 1:
+            store.log_batch(run.id, metrics=[("acc", float("nan"), 0, 0.0)])
+            expected_without.append(run.id)  # NaN counts as no value
+        else:
+            store.log_batch(run.id, metrics=[("acc", float(i % 4), 0, 0.0)])
+            expected_with.append((float(i % 4), run))
+    order = "metrics.acc DESC" if descending else "metrics.acc"
+    # ties on the metric fall back to newest first, like the runs without it
+    expected_with.sort(key=lambda item: (-item[0] if descending else item[0], -item[1].start_time))
+    runs_without = sorted(expected_without, key=lambda rid: -store.get_run(rid).start_time)
+    expected = [run.id for _, run in expected_with] + runs_without
+    seen, token = [], None
+    for _ in range(10):
+        page = store.search_runs([exp.id], "", [order], max_results=3, page_token=token)
+        seen += [r.id for r in page.runs]
+        token = page.next_page_token
+        if token is None:
+            break
+    assert seen == expected
+    # a page that starts past the runs with a value
+    late = store.search_runs(
+        [exp.id], "", [order], max_results=2, page_token=_token(len(expected_with) + 1)
+    )
+    assert [r.id for r in late.runs] == expected[len(expected_with) + 1 :][:2]
+
+
+def _token(offset: int) -> str:
+    import base64
+    import json
+
+    return base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode()

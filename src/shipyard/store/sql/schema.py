@@ -44,6 +44,7 @@ runs = sa.Table(
     sa.Column("lifecycle", sa.String(16), nullable=False, server_default="active"),
     sa.Column("error", sa.Text, nullable=True),
     sa.Index("ix_runs_experiment_start", "experiment_id", "start_time"),
+    sa.Index("ix_runs_start", "start_time"),
     sa.Index("ix_runs_parent", "parent_id"),
 )
 

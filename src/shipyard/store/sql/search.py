@@ -54,6 +54,33 @@ def compile_order_by(
     return clauses
 
 
+def ordered_segments(
+    where: sa.ColumnElement[bool], keys: Sequence[OrderKey]
+) -> list[sa.Select[Any]]:
+    """Queries over ``runs`` whose results, one after the other, are the ordered result.
+
+    Sorting by a metric is the common case (the best runs by accuracy), so it gets two
+    segments: the runs that have a value, read in order from the (key, value) index of
+    latest_metrics so that LIMIT stops early, then the runs without one. A single query
+    with "NULLS LAST" would have to compute and sort the key for every matching run.
+    """
+    runs = schema.runs
+    if not keys or keys[0].kind != "metric":
+        return [sa.select(runs).where(where).order_by(*compile_order_by(keys))]
+    first, rest = keys[0], keys[1:]
+    lm = schema.latest_metrics
+    value = lm.c.value.desc() if first.descending else lm.c.value.asc()
+    having = (
+        sa.select(runs)
+        .select_from(lm.join(runs, runs.c.id == lm.c.run))
+        .where(lm.c.key == first.key, lm.c.value.is_not(None), where)
+        .order_by(value, *compile_order_by(rest))
+    )
+    has_value = _exists(lm, runs, lm.c.key == first.key, lm.c.value.is_not(None))
+    lacking = sa.select(runs).where(where, sa.not_(has_value)).order_by(*compile_order_by(rest))
+    return [having, lacking]
+
+
 def _compile(node: Node, runs: sa.FromClause) -> sa.ColumnElement[bool]:
     if isinstance(node, Compare):
         if node.op not in _TESTS:
@@ -244,4 +271,4 @@ def _sort_values(key: OrderKey, runs: sa.FromClause) -> list[sa.ColumnElement[An
     ]
 
 
-__all__ = ["compile_filter", "compile_order_by"]
+__all__ = ["compile_filter", "compile_order_by", "ordered_segments"]

@@ -46,6 +46,7 @@ def upgrade() -> None:
         sa.Column("error", sa.Text, nullable=True),
     )
     op.create_index("ix_runs_experiment_start", "runs", ["experiment_id", "start_time"])
+    op.create_index("ix_runs_start", "runs", ["start_time"])
     op.create_index("ix_runs_parent", "runs", ["parent_id"])
     op.create_table(
         "params",
