@@ -152,7 +152,8 @@ class Dataset:
 class WriteBatch:
     """Everything the tracking writer has buffered, applied by the Store in one transaction.
 
-    Order of application: new runs, then params, tags and metrics, then status changes.
+    Order of application: environments and new runs, then params, tags, metrics, artifacts
+    and datasets, then status changes.
     """
 
     runs: list[Run] = field(default_factory=list)
@@ -163,6 +164,9 @@ class WriteBatch:
     metrics: dict[str, list[tuple[str, float, int, float]]] = field(default_factory=dict)
     # run_id, status, end_time, error
     statuses: list[tuple[str, str, float | None, str | None]] = field(default_factory=list)
+    artifacts: list[tuple[str, ArtifactEntry]] = field(default_factory=list)  # run_id, entry
+    datasets: list[tuple[str, Dataset]] = field(default_factory=list)  # run_id, dataset
+    environments: list[Environment] = field(default_factory=list)
 
     def __len__(self) -> int:
         return (
@@ -171,4 +175,7 @@ class WriteBatch:
             + len(self.tags)
             + sum(len(points) for points in self.metrics.values())
             + len(self.statuses)
+            + len(self.artifacts)
+            + len(self.datasets)
+            + len(self.environments)
         )

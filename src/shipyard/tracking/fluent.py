@@ -123,10 +123,10 @@ def _capture_into(tracker: Tracker, run: ActiveRun) -> None:
 
     try:
         entry = capture.capture_entry_point()
-        git = capture.capture_git()
+        git = _git_state(entry)
         tags = capture.run_tags(git, entry, capture.capture_system())
         env = capture.capture_environment()
-        tracker.store.put_environment(env)
+        tracker.writer.add_environment(env)
         tags["shipyard.env.digest"] = env.digest
         tracker.writer.add_tags([(run.id, k, v) for k, v in tags.items()])
         entries = []
@@ -141,6 +141,22 @@ def _capture_into(tracker: Tracker, run: ActiveRun) -> None:
             run._record(entries)
     except Exception as exc:
         log.warning("shipyard: could not record the environment of run %s: %s", run.id, exc)
+
+
+_git_cache: dict[str, Any] = {}
+
+
+def _git_state(entry: Any) -> Any:
+    """Git state for a run. A script runs the code it loaded when it started, so its git
+    state is read once per process; notebooks and shells change as they go: read every run."""
+    from shipyard.tracking import capture
+
+    if entry.kind in ("notebook", "interactive", "unknown"):
+        return capture.capture_git()
+    cwd = os.getcwd()
+    if cwd not in _git_cache:
+        _git_cache[cwd] = capture.capture_git()
+    return _git_cache[cwd]
 
 
 def _pop_active(run: ActiveRun) -> None:

@@ -38,7 +38,6 @@ class ActiveRun:
         self._metric_keys: set[str] = set()
         self._next_step: dict[str, int] = {}
         self._resumed = resumed
-        self._persisted = resumed
         self._capture: threading.Thread | None = None
         self._lock = threading.Lock()
 
@@ -198,20 +197,15 @@ class ActiveRun:
         from shipyard.tracking.datasets import describe_dataset
 
         self._check_open()
+        v.check_name(name, "dataset")
         dataset = describe_dataset(data, name, context=context, source=source)
-        self._ensure_persisted()
-        self._tracker.store.log_dataset(self.id, dataset)
+        self._tracker.writer.add_dataset(self.id, dataset)
         return dataset
 
     def _record(self, entries: list[ArtifactEntry]) -> None:
+        # The blobs are stored already; the manifest entries go with the next batch.
         if entries:
-            self._ensure_persisted()
-            self._tracker.store.add_artifacts(self.id, entries)
-
-    def _ensure_persisted(self) -> None:
-        if not self._persisted:
-            self._tracker.writer.flush()
-            self._persisted = True
+            self._tracker.writer.add_artifacts(self.id, entries)
 
     # -- reading back ------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from collections import deque
 
 from shipyard.errors import Conflict, InvalidInput, NotFound, ShipyardError, StoreError
 from shipyard.store.base import Store
-from shipyard.store.entities import Run, WriteBatch
+from shipyard.store.entities import ArtifactEntry, Dataset, Environment, Run, WriteBatch
 
 log = logging.getLogger("shipyard.tracking")
 
@@ -93,6 +93,21 @@ class Writer:
     def add_tags(self, rows: list[tuple[str, str, str]]) -> None:
         with self._cond:
             self._ops.tags.extend(rows)
+        self._ensure_thread()
+
+    def add_artifacts(self, run_id: str, entries: list[ArtifactEntry]) -> None:
+        with self._cond:
+            self._ops.artifacts.extend((run_id, entry) for entry in entries)
+        self._ensure_thread()
+
+    def add_dataset(self, run_id: str, dataset: Dataset) -> None:
+        with self._cond:
+            self._ops.datasets.append((run_id, dataset))
+        self._ensure_thread()
+
+    def add_environment(self, env: Environment) -> None:
+        with self._cond:
+            self._ops.environments.append(env)
         self._ensure_thread()
 
     def add_status(
@@ -227,4 +242,7 @@ def _concat(first: WriteBatch, second: WriteBatch) -> WriteBatch:
             for run_id in first.metrics.keys() | second.metrics.keys()
         },
         statuses=first.statuses + second.statuses,
+        artifacts=first.artifacts + second.artifacts,
+        datasets=first.datasets + second.datasets,
+        environments=first.environments + second.environments,
     )

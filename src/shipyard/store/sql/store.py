@@ -431,24 +431,8 @@ class SqlStore:
     # -- artifacts, environments, datasets ------------------------------------------------
 
     def add_artifacts(self, run_id: str, entries: Iterable[ArtifactEntry]) -> None:
-        items = list(entries)
-
-        def add(conn: sa.Connection) -> None:
-            pk = self._pk(conn, v.check_run_id(run_id))
-            a = t.artifacts
-            for chunk in _chunks(items, 500):
-                paths = [e.path for e in chunk]
-                conn.execute(a.delete().where(a.c.run == pk, a.c.path.in_(paths)))
-                conn.execute(
-                    a.insert(),
-                    [
-                        {"run": pk, "path": e.path, "digest": e.digest, "size": e.size}
-                        for e in chunk
-                    ],
-                )
-
-        if items:
-            self._write(add)
+        v.check_run_id(run_id)
+        self.write(WriteBatch(artifacts=[(run_id, entry) for entry in entries]))
 
     def list_artifacts(self, run_id: str, prefix: str = "") -> list[ArtifactEntry]:
         prefix = prefix.strip("/")
@@ -470,20 +454,7 @@ class SqlStore:
         )
 
     def put_environment(self, env: Environment) -> None:
-        def put(conn: sa.Connection) -> None:
-            e = t.environments.c
-            if conn.execute(sa.select(e.digest).where(e.digest == env.digest)).first() is None:
-                conn.execute(
-                    t.environments.insert().values(
-                        digest=env.digest,
-                        python=env.python,
-                        platform=env.platform,
-                        packages=json.dumps(env.packages),
-                        created_at=time.time(),
-                    )
-                )
-
-        self._write(put)
+        self.write(WriteBatch(environments=[env]))
 
     def get_environment(self, digest: str) -> Environment:
         def read(conn: sa.Connection) -> Environment:
@@ -498,36 +469,8 @@ class SqlStore:
 
     def log_dataset(self, run_id: str, dataset: Dataset) -> None:
         v.check_name(dataset.name, "dataset")
-
-        def log(conn: sa.Connection) -> None:
-            pk = self._pk(conn, v.check_run_id(run_id))
-            d = t.datasets.c
-            found = conn.execute(
-                sa.select(d.id).where(d.name == dataset.name, d.digest == dataset.digest)
-            ).scalar()
-            if found is None:
-                found = conn.execute(
-                    t.datasets.insert().values(
-                        name=dataset.name,
-                        digest=dataset.digest,
-                        rows=dataset.rows,
-                        schema=json.dumps(dataset.schema),
-                        stats=json.dumps(dataset.stats),
-                        source=dataset.source,
-                    )
-                ).inserted_primary_key[0]
-            ri = t.run_inputs.c
-            linked = conn.execute(
-                sa.select(ri.run).where(
-                    ri.run == pk, ri.dataset_id == found, ri.context == dataset.context
-                )
-            ).first()
-            if linked is None:
-                conn.execute(
-                    t.run_inputs.insert().values(run=pk, dataset_id=found, context=dataset.context)
-                )
-
-        self._write(log)
+        v.check_run_id(run_id)
+        self.write(WriteBatch(datasets=[(run_id, dataset)]))
 
     def list_datasets(self, run_id: str) -> list[Dataset]:
         def read(conn: sa.Connection) -> list[Dataset]:

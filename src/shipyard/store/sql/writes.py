@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import functools
+import json
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 
-from shipyard.store.entities import WriteBatch
+from shipyard.store.entities import Dataset, Environment, WriteBatch
 from shipyard.store.sql import schema as t
 from shipyard.store.validation import numeric_or_none
 
@@ -50,6 +52,8 @@ def apply_batch(
             updates.append({"rid": run_id, "status": status, "end_time": end_time, "error": error})
         else:  # a run that starts and ends within this batch is inserted as it ends
             row.update(status=status, end_time=end_time, error=error)
+    if batch.environments:
+        _write_environments(conn, batch.environments)
     if new:
         # RETURNING gives the new rows' keys without another query (bulk "insertmanyvalues")
         created = conn.execute(_INSERT_RUNS, list(new.values()))
@@ -58,7 +62,9 @@ def apply_batch(
         conn,
         {item[0] for item in batch.params}
         | {item[0] for item in batch.tags}
-        | {run_id for run_id, points in batch.metrics.items() if points},
+        | {run_id for run_id, points in batch.metrics.items() if points}
+        | {run_id for run_id, _ in batch.artifacts}
+        | {run_id for run_id, _ in batch.datasets},
     )
     conflicts = _write_params(conn, batch.params, pk_of, set(new)) if batch.params else []
     if batch.tags:
@@ -66,9 +72,62 @@ def apply_batch(
         _upsert(conn, t.tags, rows, ["run", "key"], ["value"])
     if batch.metrics:
         _write_metrics(conn, batch.metrics, pk_of)
+    if batch.artifacts:
+        rows = [
+            {"run": pk_of(conn, rid), "path": e.path, "digest": e.digest, "size": e.size}
+            for rid, e in batch.artifacts
+        ]
+        _upsert(conn, t.artifacts, rows, ["run", "path"], ["digest", "size"])
+    for run_id, dataset in batch.datasets:
+        _write_dataset(conn, pk_of(conn, run_id), dataset)
     if updates:
         conn.execute(_SET_STATUS, updates)
     return conflicts
+
+
+def _write_environments(conn: sa.Connection, envs: Sequence[Environment]) -> None:
+    e = t.environments.c
+    digests = {env.digest for env in envs}
+    known = set(conn.execute(sa.select(e.digest).where(e.digest.in_(digests))).scalars())
+    rows = {
+        env.digest: {
+            "digest": env.digest,
+            "python": env.python,
+            "platform": env.platform,
+            "packages": json.dumps(env.packages),
+            "created_at": time.time(),
+        }
+        for env in envs
+        if env.digest not in known
+    }
+    if rows:
+        conn.execute(t.environments.insert(), list(rows.values()))
+
+
+def _write_dataset(conn: sa.Connection, pk: int, dataset: Dataset) -> None:
+    d = t.datasets.c
+    found = conn.execute(
+        sa.select(d.id).where(d.name == dataset.name, d.digest == dataset.digest)
+    ).scalar()
+    if found is None:
+        found = conn.execute(
+            t.datasets.insert().values(
+                name=dataset.name,
+                digest=dataset.digest,
+                rows=dataset.rows,
+                schema=json.dumps(dataset.schema),
+                stats=json.dumps(dataset.stats),
+                source=dataset.source,
+            )
+        ).inserted_primary_key[0]
+    ri = t.run_inputs.c
+    linked = conn.execute(
+        sa.select(ri.run).where(ri.run == pk, ri.dataset_id == found, ri.context == dataset.context)
+    ).first()
+    if linked is None:
+        conn.execute(
+            t.run_inputs.insert().values(run=pk, dataset_id=found, context=dataset.context)
+        )
 
 
 _INSERT_RUNS = t.runs.insert().returning(t.runs.c.run_id, t.runs.c.id)
