@@ -48,7 +48,7 @@ def check_metric_value(key: str, value: object) -> float:
             # numpy scalars and 0-d arrays convert; strings and containers do not
             if isinstance(value, (str, bytes)) or not hasattr(value, "__float__"):
                 raise TypeError
-            return float(value)  # type: ignore[arg-type]
+            return float(value)
         except (TypeError, ValueError):
             raise InvalidInput(
                 f"metric {key!r} must be a number, got {type(value).__name__}: {value!r:.60}"
@@ -59,7 +59,7 @@ def check_metric_value(key: str, value: object) -> float:
 def check_step(key: str, step: object) -> int:
     if isinstance(step, bool) or not isinstance(step, int):
         if hasattr(step, "__index__"):
-            return int(step)  # type: ignore[call-overload]
+            return int(step)
         raise InvalidInput(f"step of metric {key!r} must be an integer, got {step!r}")
     return step
 

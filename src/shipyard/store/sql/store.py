@@ -98,8 +98,10 @@ class SqlStore:
             if existing is not None:
                 raise AlreadyExists(f"experiment {name!r} already exists (id {existing[0]})")
             exp_id = conn.execute(
-                t.experiments.insert().values(name=name, created_at=time.time())
-            ).inserted_primary_key[0]
+                t.experiments.insert()
+                .values(name=name, created_at=time.time())
+                .returning(t.experiments.c.id)
+            ).scalar_one()
             if tag_items:
                 conn.execute(
                     t.experiment_tags.insert(),
@@ -150,7 +152,7 @@ class SqlStore:
             name=row.name,
             lifecycle=row.lifecycle,
             created_at=row.created_at,
-            tags=dict(tag_rows),  # type: ignore[arg-type]
+            tags={key: value for key, value in tag_rows},
         )
 
     def list_experiments(self, include_deleted: bool = False) -> list[Experiment]:

@@ -111,7 +111,8 @@ def _write_dataset(conn: sa.Connection, pk: int, dataset: Dataset) -> None:
     ).scalar()
     if found is None:
         found = conn.execute(
-            t.datasets.insert().values(
+            t.datasets.insert()
+            .values(
                 name=dataset.name,
                 digest=dataset.digest,
                 rows=dataset.rows,
@@ -119,7 +120,8 @@ def _write_dataset(conn: sa.Connection, pk: int, dataset: Dataset) -> None:
                 stats=json.dumps(dataset.stats),
                 source=dataset.source,
             )
-        ).inserted_primary_key[0]
+            .returning(d.id)
+        ).scalar_one()
     ri = t.run_inputs.c
     linked = conn.execute(
         sa.select(ri.run).where(ri.run == pk, ri.dataset_id == found, ri.context == dataset.context)
@@ -236,7 +238,7 @@ def _write_metrics_postgres(
         "timestamp double precision) ON COMMIT DELETE ROWS"
     )
     conn.exec_driver_sql("TRUNCATE metrics_stage")
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    cursor: Any = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     with cursor, cursor.copy(f"COPY metrics_stage ({_METRIC_COLUMNS}) FROM STDIN") as copy:
         for key, value, step, ts in points:
             copy.write_row((pk, key, None if value != value else value, step, ts))
@@ -268,11 +270,9 @@ def _upsert_statement(
     dialect: str, table: sa.Table, keys: tuple[str, ...], update: tuple[str, ...]
 ) -> Any:
     # Built once per shape: constructing the statement costs more than running it.
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    stmt = insert(table)
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    stmt: Any = (postgresql if dialect == "postgresql" else sqlite).insert(table)
     return stmt.on_conflict_do_update(
         index_elements=list(keys), set_={col: stmt.excluded[col] for col in update}
     )
