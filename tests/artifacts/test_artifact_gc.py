@@ -2,28 +2,12 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
-
-import fsspec
-import pytest
 
 from shipyard.artifacts import BlobStore, GcReport, collect_garbage
 
 GRACE = 3600.0
 LATER = 10 * GRACE  # seconds ahead of now: every blob written by the test is then old
-
-
-@pytest.fixture(params=["local", "memory"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BlobStore]:
-    if request.param == "local":
-        yield BlobStore(str(tmp_path / "store"))
-        return
-    name = f"/shipyard-gc-test-{os.urandom(8).hex()}"
-    yield BlobStore(f"memory://{name}")
-    fs = fsspec.filesystem("memory")
-    if fs.exists(name):
-        fs.rm(name, recursive=True)
 
 
 def _age(root: Path, digest: str, seconds: float) -> None:

@@ -5,7 +5,6 @@ import os
 import threading
 import time
 import tracemalloc
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -17,18 +16,6 @@ from shipyard.artifacts import BlobInfo, BlobStore
 from shipyard.errors import InvalidInput, MissingDependency, NotFound
 
 MiB = 1024 * 1024
-
-
-@pytest.fixture(params=["local", "memory"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BlobStore]:
-    if request.param == "local":
-        yield BlobStore(str(tmp_path / "store"))
-        return
-    name = f"/shipyard-test-{os.urandom(8).hex()}"
-    yield BlobStore(f"memory://{name}")
-    fs = fsspec.filesystem("memory")
-    if fs.exists(name):
-        fs.rm(name, recursive=True)
 
 
 def _write(path: Path, data: bytes) -> Path:
