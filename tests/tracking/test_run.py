@@ -192,3 +192,22 @@ def test_unknown_run_and_experiment(tracking) -> None:  # type: ignore[no-untype
         sy.get_run("f" * 32)
     with pytest.raises(NotFound, match="nope"):
         sy.search_runs(experiments="nope")
+
+
+def test_large_folder_shows_progress_and_is_stored(tracking, tmp_path, capfd) -> None:  # type: ignore[no-untyped-def]
+    from shipyard.tracking import run as run_module
+
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for i in range(12):
+        (folder / f"f{i}.txt").write_text(str(i))
+    old = run_module.PROGRESS_FILES
+    run_module.PROGRESS_FILES = 10
+    try:
+        with sy.start_run() as run:
+            paths = run.log_artifact(folder)
+    finally:
+        run_module.PROGRESS_FILES = old
+    assert len(paths) == 12
+    assert len(tracking.store.list_artifacts(run.id, "many")) == 12
+    assert "storing" in capfd.readouterr().err

@@ -146,7 +146,12 @@ class ActiveRun:
 
         self._check_open()
         files = iter_local_files(local_path, path)
-        entries = [ArtifactEntry(dest, *self._tracker.blobs.put_file(src)) for dest, src in files]
+        sizes = [src.stat().st_size for _, src in files]
+        put = self._tracker.blobs.put_file
+        if sum(sizes) < PROGRESS_BYTES and len(files) < PROGRESS_FILES:
+            entries = [ArtifactEntry(dest, *put(src)) for dest, src in files]
+        else:
+            entries = _put_with_progress(put, files, sizes, str(local_path))
         self._record(entries)
         return [e.path for e in entries]
 
@@ -265,6 +270,42 @@ class ActiveRun:
             f"run {self.id} is {self.status}; it takes no more data "
             f"(resume it with sy.start_run(run_id={self.id!r}))"
         )
+
+
+PROGRESS_BYTES = 64 * 1024 * 1024
+PROGRESS_FILES = 500
+
+
+def _put_with_progress(
+    put: Any, files: list[tuple[str, Any]], sizes: list[int], label: str
+) -> list[ArtifactEntry]:
+    """Store many or large files with a progress bar on stderr (bytes done, rate, time left)."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    entries = []
+    columns = (
+        TextColumn("[bold]storing[/] {task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
+    console = Console(stderr=True)
+    # In a terminal the bar disappears when done; in a log file its final state stays.
+    with Progress(*columns, console=console, transient=console.is_terminal) as progress:
+        task = progress.add_task(label, total=sum(sizes))
+        for (dest, src), size in zip(files, sizes, strict=True):
+            entries.append(ArtifactEntry(dest, *put(src)))
+            progress.advance(task, size)
+    return entries
 
 
 def _describe(error: BaseException | str | None) -> str | None:
