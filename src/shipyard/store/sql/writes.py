@@ -181,13 +181,12 @@ _PARAMS_OF = sa.select(t.params.c.run, t.params.c.key, t.params.c.value).where(
 def _write_metrics(
     conn: sa.Connection, series: dict[str, list[tuple[str, float, int, float]]], pk_of: PkOf
 ) -> None:
-    for run_id, points in series.items():
-        if points:
-            pk = pk_of(conn, run_id)
-            if conn.dialect.name == "postgresql":
-                _write_metrics_postgres(conn, pk, points)
-            else:
-                _write_metrics_sqlite(conn, pk, points)
+    pks = {run_id: pk_of(conn, run_id) for run_id, points in series.items() if points}
+    if conn.dialect.name == "postgresql":
+        _write_metrics_postgres(conn, {pks[run_id]: series[run_id] for run_id in pks})
+    else:
+        for run_id, pk in pks.items():
+            _write_metrics_sqlite(conn, pk, series[run_id])
 
 
 # The latest value per (run, key) is the point with the highest step, then the newest time.
@@ -228,7 +227,7 @@ def _latest(points: list[tuple[str, float, int, float]]) -> list[tuple[str, floa
 
 
 def _write_metrics_postgres(
-    conn: sa.Connection, pk: int, points: list[tuple[str, float, int, float]]
+    conn: sa.Connection, series: dict[int, list[tuple[str, float, int, float]]]
 ) -> None:
     # COPY into a per-transaction staging table, then two set-based statements: several times
     # faster than executemany for long metric histories.
@@ -240,8 +239,9 @@ def _write_metrics_postgres(
     conn.exec_driver_sql("TRUNCATE metrics_stage")
     cursor: Any = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     with cursor, cursor.copy(f"COPY metrics_stage ({_METRIC_COLUMNS}) FROM STDIN") as copy:
-        for key, value, step, ts in points:
-            copy.write_row((pk, key, None if value != value else value, step, ts))
+        for pk, points in series.items():
+            for key, value, step, ts in points:
+                copy.write_row((pk, key, None if value != value else value, step, ts))
     conn.exec_driver_sql(
         f"INSERT INTO metrics ({_METRIC_COLUMNS}) SELECT {_METRIC_COLUMNS} FROM metrics_stage"
     )
