@@ -161,3 +161,60 @@ def test_concurrent_first_open_migrates_once(tmp_path: Path) -> None:
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err
     assert _query(tmp_path, "SELECT name FROM experiments") == [("x",)]
+
+
+def test_runs_record_git_source_and_environment(tmp_path: Path) -> None:
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "init.defaultBranch=main"]
+    script = tmp_path / "train.py"
+    script.write_text(
+        "import shipyard as sy\n"
+        "for i in range(2):\n"
+        "    with sy.start_run() as run:\n"
+        "        run.log_metric('m', i)\n"
+        "    print(run.id, flush=True)\n"
+    )
+    env = {**_env(tmp_path), "GIT_CEILING_DIRECTORIES": str(tmp_path.parent)}
+    for args in (["init", "-q"], ["add", "train.py"], ["commit", "-qm", "first"]):
+        subprocess.run([*git, *args], cwd=tmp_path, check=True, env=env)
+    script.write_text(script.read_text() + "# tuned\n")
+    out = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    first, second = out.stdout.split()
+    commit = subprocess.run(
+        [*git, "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True, env=env
+    ).stdout.strip()
+    for run_id in (first, second):
+        tags = dict(
+            _query(
+                tmp_path,
+                "SELECT key, value FROM tags JOIN runs ON runs.id = tags.run WHERE run_id = ?",
+                run_id,
+            )
+        )
+        assert tags["shipyard.git.commit"] == commit
+        assert tags["shipyard.git.branch"] == "main"
+        assert tags["shipyard.git.dirty"] == "true"
+        assert tags["shipyard.source.kind"] == "script"
+        [(packages,)] = _query(
+            tmp_path,
+            "SELECT packages FROM environments WHERE digest = ?",
+            tags["shipyard.env.digest"],
+        )
+        assert "sqlalchemy==" in packages
+        paths = {
+            path
+            for (path,) in _query(
+                tmp_path,
+                "SELECT path FROM artifacts JOIN runs ON runs.id = artifacts.run WHERE run_id = ?",
+                run_id,
+            )
+        }
+        assert paths == {"shipyard/git.diff", "shipyard/source/train.py"}
+    [(digest,)] = _query(
+        tmp_path,
+        "SELECT DISTINCT digest FROM artifacts WHERE path = 'shipyard/git.diff'",
+    )
+    blob = tmp_path / "artifacts" / "blobs" / "sha256" / digest[:2] / digest
+    assert "+# tuned" in blob.read_text()

@@ -89,10 +89,7 @@ def start_run(
         tracker.writer.add_run(record)
         handle = ActiveRun(tracker, record)
         if get_settings().capture:
-            handle._capture = threading.Thread(
-                target=_capture_into, args=(tracker, handle), name="shipyard-capture", daemon=True
-            )
-            handle._capture.start()
+            _start_capture(tracker, handle)
     tracker.open_runs[handle.id] = handle
     _active.set((*stack, handle))
     try:
@@ -117,18 +114,34 @@ def _resume(tracker: Tracker, run_id: str) -> ActiveRun:
     return ActiveRun(tracker, record, resumed=True)
 
 
+def _start_capture(tracker: Tracker, run: ActiveRun) -> None:
+    """Record what ran: at once from this process's earlier capture, or in the background."""
+    cached = _captured.get((tracker.artifact_root, os.getcwd()))
+    if cached is not None:
+        _apply_capture(tracker, run, *cached)
+        return
+    run._capture = threading.Thread(
+        target=_capture_into, args=(tracker, run), name="shipyard-capture", daemon=True
+    )
+    run._capture.start()
+
+
+# (artifact root, cwd) -> (tags, artifact entries) of a script process, whose code, git state
+# and packages do not change while it runs: it is captured once, for its first run.
+_captured: dict[tuple[str, str], tuple[dict[str, str], list[ArtifactEntry]]] = {}
+
+
 def _capture_into(tracker: Tracker, run: ActiveRun) -> None:
     """Record git, entry point, system and environment; never breaks the user's run."""
     from shipyard.tracking import capture
 
     try:
         entry = capture.capture_entry_point()
-        git = _git_state(entry)
+        git = capture.capture_git()
         tags = capture.run_tags(git, entry, capture.capture_system())
         env = capture.capture_environment()
         tracker.writer.add_environment(env)
         tags["shipyard.env.digest"] = env.digest
-        tracker.writer.add_tags([(run.id, k, v) for k, v in tags.items()])
         entries = []
         if git is not None and git.diff:
             digest, size = tracker.blobs.put_bytes(git.diff.encode("utf-8", "replace"))
@@ -137,26 +150,19 @@ def _capture_into(tracker: Tracker, run: ActiveRun) -> None:
         if src and os.path.isfile(src) and os.path.getsize(src) <= MAX_SOURCE_BYTES:
             digest, size = tracker.blobs.put_file(src)
             entries.append(ArtifactEntry(f"shipyard/source/{os.path.basename(src)}", digest, size))
-        if entries:
-            run._record(entries)
+        _apply_capture(tracker, run, tags, entries)
+        # Notebooks and shells change as they go: capture them again for every run.
+        if entry.kind not in ("notebook", "interactive", "unknown"):
+            _captured[(tracker.artifact_root, os.getcwd())] = (tags, entries)
     except Exception as exc:
         log.warning("shipyard: could not record the environment of run %s: %s", run.id, exc)
 
 
-_git_cache: dict[str, Any] = {}
-
-
-def _git_state(entry: Any) -> Any:
-    """Git state for a run. A script runs the code it loaded when it started, so its git
-    state is read once per process; notebooks and shells change as they go: read every run."""
-    from shipyard.tracking import capture
-
-    if entry.kind in ("notebook", "interactive", "unknown"):
-        return capture.capture_git()
-    cwd = os.getcwd()
-    if cwd not in _git_cache:
-        _git_cache[cwd] = capture.capture_git()
-    return _git_cache[cwd]
+def _apply_capture(
+    tracker: Tracker, run: ActiveRun, tags: dict[str, str], entries: list[ArtifactEntry]
+) -> None:
+    tracker.writer.add_tags([(run.id, k, v) for k, v in tags.items()])
+    run._record(entries)
 
 
 def _pop_active(run: ActiveRun) -> None:
