@@ -218,3 +218,30 @@ def test_runs_record_git_source_and_environment(tmp_path: Path) -> None:
     )
     blob = tmp_path / "artifacts" / "blobs" / "sha256" / digest[:2] / digest
     assert "+# tuned" in blob.read_text()
+
+
+def test_forked_child_logs_to_the_parents_run(tmp_path: Path) -> None:
+    proc = _spawn(
+        tmp_path,
+        """
+        import os
+        import shipyard as sy
+        with sy.start_run() as run:
+            for i in range(100):
+                run.log_metric("m", i, step=i)
+            pid = os.fork()
+            if pid == 0:
+                for i in range(100, 150):
+                    run.log_metric("m", i, step=i)
+                sy.get_run(run.id)  # flushes the child's points
+                os._exit(0)
+            os.waitpid(pid, 0)
+            for i in range(150, 200):
+                run.log_metric("m", i, step=i)
+        print(run.id)
+        """,
+    )
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    rows = _query(tmp_path, "SELECT step FROM metrics ORDER BY step")
+    assert [step for (step,) in rows] == list(range(200))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import threading
@@ -12,7 +13,7 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from shipyard.errors import Conflict, InvalidInput
+from shipyard.errors import Conflict, InvalidInput, ShipyardError
 from shipyard.store import validation as v
 from shipyard.store.entities import ArtifactEntry, Run
 
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from shipyard.tracking.tracker import Tracker
 
 _now = time.time
+log = logging.getLogger("shipyard.tracking")
 
 
 class ActiveRun:
@@ -258,6 +260,11 @@ class ActiveRun:
 
         try:
             self.end(status_for(exc), error=exc)
+        except ShipyardError as store_error:
+            if exc is None:
+                raise
+            # The block's own exception is the one to see; the store's goes to the log.
+            log.warning("shipyard: ending run %s failed: %s", self.id, store_error)
         finally:
             _pop_active(self)
 

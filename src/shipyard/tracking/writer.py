@@ -35,16 +35,29 @@ class Writer:
         self.flush_interval = flush_interval
         self.flush_size = flush_size
         self.max_buffer = max(max_buffer, flush_size)
+        self._series: dict[str, deque[Point]] = {}
         self._init_state()
         if hasattr(os, "register_at_fork"):
-            os.register_at_fork(after_in_child=self._init_state)
+            os.register_at_fork(before=self._before_fork, after_in_child=self._after_fork)
+
+    def _before_fork(self) -> None:
+        # Store what is buffered, so that a child logging to a run the parent opened finds
+        # the run in the database, and nothing is written twice.
+        try:
+            self.flush()
+        except Exception as exc:  # the fork must happen anyway; the data stays buffered
+            log.warning("shipyard: could not flush before fork: %s", exc)
+
+    def _after_fork(self) -> None:
+        # The child must not write the parent's buffered points again, nor use its lock
+        # state or thread; its open runs keep their queues, which now fill for the child.
+        for queue in self._series.values():
+            queue.clear()
+        self._init_state()
 
     def _init_state(self) -> None:
         # A forked child must not inherit the parent's buffers, lock state or thread.
         self._cond = threading.Condition(threading.Lock())
-        # run_id -> points. deque.append is atomic, so the hot path (one append per point)
-        # takes no lock; the writer pops what is there.
-        self._series: dict[str, deque[Point]] = {}
         self._ops = WriteBatch()
         self._failed: WriteBatch | None = None
         # held while a batch is written: by the background thread, or by flush() so that

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -49,6 +50,9 @@ class SqlStore:
             raise StoreError(f"cannot open the store at {self._where()}: {exc.orig}") from exc
         self._writer = self.engine.execution_options(**WRITE)
         self._pks: dict[str, int] = {}
+        if hasattr(os, "register_at_fork"):
+            # A forked child opens its own connections; sharing the parent's corrupts them.
+            os.register_at_fork(after_in_child=lambda: self.engine.dispose(close=False))
 
     def _where(self) -> str:
         return self.engine.url.render_as_string(hide_password=True)
