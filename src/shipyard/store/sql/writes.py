@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import functools
+import dataclasses
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -10,7 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from shipyard.store.entities import Dataset, Environment, WriteBatch
+from shipyard.store.entities import Dataset, Environment, Run, WriteBatch
 from shipyard.store.sql import schema as t
 from shipyard.store.validation import numeric_or_none
 
@@ -30,34 +30,19 @@ def apply_batch(
     ``prefetch`` resolves the run ids the batch mentions in a few queries, so that ``pk_of``
     needs no query per run; ``remember`` is told the keys of the runs this batch creates.
     """
-    new = {
-        r.id: {
-            "run_id": r.id,
-            "experiment_id": r.experiment_id,
-            "name": r.name,
-            "status": r.status,
-            "start_time": r.start_time,
-            "end_time": r.end_time,
-            "parent_id": r.parent_id,
-            "user": r.user,
-            "lifecycle": r.lifecycle,
-            "error": r.error,
-        }
-        for r in batch.runs
-    }
+    new = {r.id: r for r in batch.runs}
     updates = []
     for run_id, status, end_time, error in batch.statuses:
-        row = new.get(run_id)
-        if row is None:  # a run created in an earlier batch
-            updates.append({"rid": run_id, "status": status, "end_time": end_time, "error": error})
+        run = new.get(run_id)
+        if run is None:  # a run created in an earlier batch
+            updates.append((status, end_time, error, run_id))
         else:  # a run that starts and ends within this batch is inserted as it ends
-            row.update(status=status, end_time=end_time, error=error)
+            new[run_id] = dataclasses.replace(run, status=status, end_time=end_time, error=error)
     if batch.environments:
         _write_environments(conn, batch.environments)
     if new:
-        # RETURNING gives the new rows' keys without another query (bulk "insertmanyvalues")
-        created = conn.execute(_INSERT_RUNS, list(new.values()))
-        remember({run_id: pk for run_id, pk in created})
+        # RETURNING gives each new row's key without another query
+        remember({r.id: _driver(conn, _INSERT_RUN, _run_row(r)).scalar_one() for r in new.values()})
     prefetch(
         conn,
         {item[0] for item in batch.params}
@@ -68,21 +53,50 @@ def apply_batch(
     )
     conflicts = _write_params(conn, batch.params, pk_of, set(new)) if batch.params else []
     if batch.tags:
-        rows = [{"run": pk_of(conn, rid), "key": k, "value": val} for rid, k, val in batch.tags]
-        _upsert(conn, t.tags, rows, ["run", "key"], ["value"])
+        _driver(conn, _UPSERT_TAG, [(pk_of(conn, rid), k, val) for rid, k, val in batch.tags])
     if batch.metrics:
         _write_metrics(conn, batch.metrics, pk_of)
     if batch.artifacts:
-        rows = [
-            {"run": pk_of(conn, rid), "path": e.path, "digest": e.digest, "size": e.size}
-            for rid, e in batch.artifacts
-        ]
-        _upsert(conn, t.artifacts, rows, ["run", "path"], ["digest", "size"])
+        rows = [(pk_of(conn, rid), e.path, e.digest, e.size) for rid, e in batch.artifacts]
+        _driver(conn, _UPSERT_ARTIFACT, rows)
     for run_id, dataset in batch.datasets:
         _write_dataset(conn, pk_of(conn, run_id), dataset)
     if updates:
-        conn.execute(_SET_STATUS, updates)
+        _driver(conn, _SET_STATUS, updates)
     return conflicts
+
+
+# The statements every run end executes are plain SQL run on the driver: going through
+# SQLAlchemy's compiled-statement machinery costs more than SQLite spends executing them.
+# They are valid on SQLite and PostgreSQL alike; `?` becomes `%s` for psycopg.
+_INSERT_RUN = (
+    "INSERT INTO runs (run_id, experiment_id, name, status, start_time, end_time, parent_id, "
+    '"user", lifecycle, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id'
+)
+_SET_STATUS = "UPDATE runs SET status = ?, end_time = ?, error = ? WHERE run_id = ?"
+_INSERT_PARAM = "INSERT INTO params (run, key, value, value_num) VALUES (?, ?, ?, ?)"
+_UPSERT_TAG = (
+    "INSERT INTO tags (run, key, value) VALUES (?, ?, ?) "
+    "ON CONFLICT (run, key) DO UPDATE SET value = excluded.value"
+)
+_UPSERT_ARTIFACT = (
+    "INSERT INTO artifacts (run, path, digest, size) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (run, path) DO UPDATE SET digest = excluded.digest, size = excluded.size"
+)
+
+
+def _driver(conn: sa.Connection, sql: str, params: Any) -> Any:
+    """Execute ``sql`` (with ``?`` placeholders) on the driver: one row, or many."""
+    if conn.dialect.name == "postgresql":
+        sql = sql.replace("?", "%s")
+    return conn.exec_driver_sql(sql, params)
+
+
+def _run_row(r: Run) -> tuple[Any, ...]:
+    return (
+        r.id, r.experiment_id, r.name, r.status, r.start_time, r.end_time, r.parent_id, r.user,
+        r.lifecycle, r.error,
+    )  # fmt: skip
 
 
 def _write_environments(conn: sa.Connection, envs: Sequence[Environment]) -> None:
@@ -132,18 +146,6 @@ def _write_dataset(conn: sa.Connection, pk: int, dataset: Dataset) -> None:
         )
 
 
-_INSERT_RUNS = t.runs.insert().returning(t.runs.c.run_id, t.runs.c.id)
-_SET_STATUS = (
-    t.runs.update()
-    .where(t.runs.c.run_id == sa.bindparam("rid"))
-    .values(
-        status=sa.bindparam("status"),
-        end_time=sa.bindparam("end_time"),
-        error=sa.bindparam("error"),
-    )
-)
-
-
 def _write_params(
     conn: sa.Connection, items: Sequence[tuple[str, str, str]], pk_of: PkOf, fresh: set[str]
 ) -> list[str]:
@@ -160,16 +162,14 @@ def _write_params(
     for (pk, key), (run_id, value) in wanted.items():
         old = stored.get((pk, key))
         if old is None:
-            rows.append(
-                {"run": pk, "key": key, "value": value, "value_num": numeric_or_none(value)}
-            )
+            rows.append((pk, key, value, numeric_or_none(value)))
         elif old != value:
             conflicts.append(
                 f"param {key!r} of run {run_id} is already {old!r}; "
                 f"refusing to change it to {value!r}"
             )
     if rows:
-        conn.execute(t.params.insert(), rows)
+        _driver(conn, _INSERT_PARAM, rows)
     return conflicts
 
 
@@ -250,29 +250,4 @@ def _write_metrics_postgres(
         f"SELECT DISTINCT ON (run, key) {_METRIC_COLUMNS} FROM metrics_stage "
         "ORDER BY run, key, step DESC, timestamp DESC "
         f"ON CONFLICT (run, key) {_SET_LATEST}"
-    )
-
-
-def _upsert(
-    conn: sa.Connection,
-    table: sa.Table,
-    rows: list[dict[str, Any]],
-    keys: list[str],
-    update: list[str],
-) -> None:
-    if not rows:
-        return
-    conn.execute(_upsert_statement(conn.dialect.name, table, tuple(keys), tuple(update)), rows)
-
-
-@functools.cache
-def _upsert_statement(
-    dialect: str, table: sa.Table, keys: tuple[str, ...], update: tuple[str, ...]
-) -> Any:
-    # Built once per shape: constructing the statement costs more than running it.
-    from sqlalchemy.dialects import postgresql, sqlite
-
-    stmt: Any = (postgresql if dialect == "postgresql" else sqlite).insert(table)
-    return stmt.on_conflict_do_update(
-        index_elements=list(keys), set_={col: stmt.excluded[col] for col in update}
     )
