@@ -45,3 +45,15 @@ def test_empty_name_is_invalid(cli) -> None:
 
 def test_no_experiments(cli) -> None:
     assert "no experiments" in cli("experiments", "ls").stdout
+
+
+def test_ls_counts_runs(cli) -> None:
+    import shipyard as sy
+
+    sy.set_experiment("counted")
+    for _ in range(3):
+        with sy.start_run():
+            pass
+    [row] = [e for e in cli("experiments", "ls", "--json").json() if e["name"] == "counted"]
+    assert row["runs"] == 3
+    assert "counted" in cli("experiments", "ls").stdout

@@ -331,3 +331,11 @@ def _token(offset: int) -> str:
     import json
 
     return base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode()
+
+
+def test_count_runs(store: Store) -> None:
+    a, b = store.create_experiment("a"), store.create_experiment("b")
+    runs = [store.create_run(a.id) for _ in range(3)] + [store.create_run(b.id)]
+    store.create_experiment("empty")
+    store.delete_run(runs[0].id)
+    assert store.count_runs() == {a.id: 2, b.id: 1}

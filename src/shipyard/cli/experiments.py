@@ -31,14 +31,21 @@ def list_experiments(
     """List experiments."""
     with open_cli_store() as store:
         experiments = store.list_experiments(include_deleted=all_)
+        counts = store.count_runs()
     if as_json:
-        render.print_json([e.to_dict() for e in experiments])
+        render.print_json([{**e.to_dict(), "runs": counts.get(e.id, 0)} for e in experiments])
         return
-    t = render.table("id", "name", "lifecycle", "created")
-    t.columns[0].justify = "right"
+    t = render.table("id", "name", "runs", "lifecycle", "created")
+    t.columns[0].justify = t.columns[2].justify = "right"
     for e in experiments:
         lifecycle = Text(e.lifecycle, style="dim" if e.lifecycle == "deleted" else "")
-        t.add_row(str(e.id), e.name, lifecycle, render.format_time(e.created_at, iso=iso))
+        t.add_row(
+            str(e.id),
+            e.name,
+            str(counts.get(e.id, 0)),
+            lifecycle,
+            render.format_time(e.created_at, iso=iso),
+        )
     console = render.out()
     if experiments:
         console.print(t)

@@ -165,6 +165,15 @@ class SqlStore:
             query = query.where(t.experiments.c.lifecycle == "active")
         return self._read(lambda conn: [self._experiment(conn, row) for row in conn.execute(query)])
 
+    def count_runs(self) -> dict[int, int]:
+        r = t.runs.c
+        query = (
+            sa.select(r.experiment_id, sa.func.count())
+            .where(r.lifecycle == "active")
+            .group_by(r.experiment_id)
+        )
+        return self._read(lambda conn: {exp: n for exp, n in conn.execute(query)})
+
     def rename_experiment(self, experiment_id: int, new_name: str) -> Experiment:
         v.check_name(new_name, "experiment")
         exp = self.get_experiment(experiment_id)
