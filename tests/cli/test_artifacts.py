@@ -39,7 +39,8 @@ def test_ls_lists_paths_sizes_and_digests(cli, run_with_files) -> None:
     assert entries[1]["size"] == 1024 and len(entries[1]["digest"]) == 64
     under = cli("artifacts", "ls", run_id, "notes", "--json").json()
     assert [e["path"] for e in under] == ["notes/readme.txt"]
-    assert "no artifacts under 'nothing'" in cli("artifacts", "ls", run_id, "nothing").stdout
+    missing = cli("artifacts", "ls", run_id, "nothing")
+    assert missing.exit_code == 1 and "no artifacts under 'nothing'" in missing.stderr
 
 
 def test_get_everything_keeps_relative_paths(cli, run_with_files, tmp_path) -> None:
@@ -157,3 +158,13 @@ def test_gc_deletes_only_old_unreferenced_blobs(cli, tracking, run_with_files) -
 
 def test_gc_rejects_negative_grace(cli) -> None:
     assert cli("gc", "--grace", "-1").exit_code == 2
+
+
+def test_get_checks_every_target_before_writing(cli, run_with_files, tmp_path) -> None:
+    run_id, _ = run_with_files
+    dest = tmp_path / "dl"
+    dest.mkdir()
+    (dest / "notes").write_text("a file where a folder must go")
+    result = cli("artifacts", "get", run_id, "--dest", str(dest))
+    assert result.exit_code == 2 and "is a file" in result.stderr
+    assert sorted(p.name for p in dest.iterdir()) == ["notes"]  # nothing else written

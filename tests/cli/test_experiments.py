@@ -57,3 +57,8 @@ def test_ls_counts_runs(cli) -> None:
     [row] = [e for e in cli("experiments", "ls", "--json").json() if e["name"] == "counted"]
     assert row["runs"] == 3
     assert "counted" in cli("experiments", "ls").stdout
+
+
+def test_names_made_of_digits_are_refused(cli) -> None:
+    result = cli("experiments", "create", "3")
+    assert result.exit_code == 2 and "digits" in result.stderr

@@ -127,6 +127,9 @@ def test_console_script_reports_errors_without_traceback(tmp_path) -> None:
         "SHIPYARD_URI": f"sqlite:///{tmp_path / 's.db'}",
         "SHIPYARD_ARTIFACTS": str(tmp_path),
     }
+    from shipyard.store import open_store
+
+    open_store(env["SHIPYARD_URI"]).close()
     proc = subprocess.run(
         [sys.executable, "-m", "shipyard.cli.main", "runs", "show", "f" * 32],
         capture_output=True,
@@ -138,3 +141,38 @@ def test_console_script_reports_errors_without_traceback(tmp_path) -> None:
     assert proc.returncode == 1
     assert proc.stderr == f"error: run '{'f' * 32}' does not exist\n"
     assert proc.stdout == ""
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["runs", "ls", "--bogus"],
+        ["runs", "ls", "-n", "0"],
+        ["nosuchcommand"],
+        ["experiments", "create"],
+        ["gc", "--grace", "-1"],
+    ],
+)
+def test_usage_errors_are_one_line(cli, args) -> None:  # type: ignore[no-untyped-def]
+    result = cli(*args)
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
+    assert "--help" in result.stderr
+
+
+def test_read_commands_do_not_create_a_store(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from shipyard.cli.main import main
+
+    db = tmp_path / "nowhere" / "s.db"
+    monkeypatch.setenv("SHIPYARD_URI", f"sqlite:///{db}")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["runs", "ls"])
+    assert exit_info.value.code == 1 and not db.exists()
+
+
+def test_a_file_that_is_not_a_database(cli, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    bad = tmp_path / "bad.db"
+    bad.write_text("this is not sqlite" * 100)
+    result = cli("--uri", f"sqlite:///{bad}", "runs", "ls")
+    assert result.exit_code == 1
+    assert "not a database" in result.stderr and result.stderr.count("\n") == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 
@@ -324,9 +325,45 @@ def test_delete_and_restore(cli, two_runs) -> None:
 def test_ls_drops_the_least_common_columns_to_fit(cli, two_runs, monkeypatch) -> None:
     make_run("gamma", params={"lr": 1}, metrics={"acc": 0.1, "rare": 1.0})
     monkeypatch.setenv("COLUMNS", "85")
-    header = cli("runs", "ls").stdout.splitlines()[0]
-    assert max(len(line) for line in cli("runs", "ls").stdout.splitlines()) <= 85
+    piped = cli("runs", "ls").stdout.splitlines()[0]
+    assert "rare" in piped  # output to a pipe or file is never cut
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")  # as in a terminal
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line) for line in cli("runs", "ls").stdout.splitlines()]
+    header = lines[0]
+    assert max(len(line) for line in lines) <= 85
     assert "acc" in header and "lr" in header  # the most common keys stay
     assert "rare" not in header
     named = cli("runs", "ls", "--columns", "rare,acc,loss,lr,model").stdout
     assert "rare" in named and "model" in named  # columns asked for are never dropped
+
+
+def test_values_are_shown_as_written_not_as_markup(cli) -> None:
+    run_id = make_run("[bold]x[/bold]", params={"list": "[/]", "layers": "[relu, tanh]"})
+    listed = cli("runs", "ls", "--columns", "list,layers")
+    assert listed.exit_code == 0, listed.stderr
+    for text in ("[bold]x[/bold]", "[/]", "[relu, tanh]"):
+        assert text in listed.stdout
+    shown = cli("runs", "show", run_id[:8])
+    assert "[relu, tanh]" in shown.stdout and "[bold]x[/bold]" in shown.stdout
+
+
+def test_numbers_are_never_cut(cli, monkeypatch) -> None:
+    make_run("n", params={"a" * 20: "v" * 200}, metrics={"accuracy": 0.987654, "big": 1e300})
+    monkeypatch.setenv("COLUMNS", "60")
+    out = cli("runs", "ls", "-c", "accuracy,big," + "a" * 20).stdout
+    assert "0.987654" in out and "1e+300" in out
+
+
+@pytest.mark.parametrize("key", ["num_errors", "val_losses", "nll", "runtime_s"])
+def test_compare_minimises_error_like_metrics(cli, key) -> None:
+    low = make_run("low", metrics={key: 5.0})
+    make_run("high", metrics={key: 50.0})
+    rows = cli(
+        "runs",
+        "compare",
+        low[:8],
+        "--json",
+        *[r["id"][:8] for r in cli("runs", "ls", "--json").json() if r["id"] != low],
+    ).json()
+    [row] = [r for r in rows if r["key"] == key]
+    assert row["best"] == low

@@ -50,6 +50,8 @@ def list_artifacts(
 ) -> None:
     """List a run's artifact files with their sizes and digests."""
     run_id, entries = _entries(run, path)
+    if path and not entries:
+        raise NotFound(f"run {run_id} has no artifacts under {path!r}")
     if as_json:
         render.print_json([{"path": e.path, "digest": e.digest, "size": e.size} for e in entries])
         return
@@ -113,6 +115,8 @@ def get_artifacts(
         return
     # Every target is checked before the first byte is written.
     targets = [(entry, destination(dest, entry.path)) for entry in entries]
+    for _, target in targets:
+        _check_writable(target)
     for entry, target in targets:
         blobs.copy_to(entry.digest, target)
     shown = os.path.relpath(targets[0][1]) if len(targets) == 1 else str(dest)
@@ -122,6 +126,16 @@ def get_artifacts(
         f"({render.format_size(total)}) to {shown}",
         markup=False,
     )
+
+
+def _check_writable(target: str | os.PathLike[str]) -> None:
+    """A download target must be a new or regular file, under folders (not files)."""
+    path = Path(target)
+    if path.is_dir():
+        raise InvalidInput(f"cannot download to {str(path)!r}: a folder is in the way")
+    for parent in path.parents:
+        if parent.exists() and not parent.is_dir():
+            raise InvalidInput(f"cannot download to {str(path)!r}: {str(parent)!r} is a file")
 
 
 def gc(

@@ -58,7 +58,7 @@ def create_experiment(
     name: Annotated[str, typer.Argument(help="Name of the new experiment.")],
 ) -> None:
     """Create an experiment."""
-    with open_cli_store() as store:
+    with open_cli_store(create=True) as store:
         exp = store.create_experiment(name)
     render.out().print(f"created experiment {exp.name!r} (id {exp.id})", markup=False)
 

@@ -70,10 +70,27 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the `shipyard` script: run the app, report ShipyardError as one line."""
     command = typer.main.get_command(app)
     try:
-        command.main(args=argv, prog_name="shipyard")
+        code = command.main(args=argv, prog_name="shipyard", standalone_mode=False)
     except ShipyardError as exc:
         render.print_error(exc.message)
         sys.exit(exc.exit_code)
+    except typer.Abort:
+        render.print_error("aborted")
+        sys.exit(1)
+    except Exception as exc:
+        # Click's own errors (bad option, missing argument, ...), recognised by their
+        # interface because Typer may bundle its own copy of Click. One line, like every
+        # other error; the command's --help has the rest.
+        message, code = getattr(exc, "format_message", None), getattr(exc, "exit_code", None)
+        if message is None or not isinstance(code, int):
+            raise
+        text = message().strip()
+        if text:  # empty when the help was shown instead (a group called without a command)
+            ctx = getattr(exc, "ctx", None)
+            hint = f" (see: {ctx.command_path} --help)" if ctx is not None else ""
+            render.print_error(f"{text}{hint}")
+        sys.exit(code)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

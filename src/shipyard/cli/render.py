@@ -25,9 +25,9 @@ GAP = "·"
 SPARK_WIDTH = 60
 
 
-def out() -> Console:
+def out(width: int | None = None) -> Console:
     """A console on the current stdout (made per call so test runners can swap the stream)."""
-    return Console(file=sys.stdout, highlight=False)
+    return Console(file=sys.stdout, highlight=False, width=width)
 
 
 def err() -> Console:
@@ -154,9 +154,20 @@ def status_text(status: str) -> Text:
 # -- tables -------------------------------------------------------------------------------
 
 
+class PlainTable(Table):
+    """A Table that shows text as it is: run names, params and paths are data, and a value
+    like ``[/]`` or ``[bold]x`` must print as written, not be read as Rich markup."""
+
+    def add_column(self, header: Any = "", *args: Any, **kwargs: Any) -> None:
+        super().add_column(Text(header) if isinstance(header, str) else header, *args, **kwargs)
+
+    def add_row(self, *renderables: Any, **kwargs: Any) -> None:
+        super().add_row(*(Text(r) if isinstance(r, str) else r for r in renderables), **kwargs)
+
+
 def table(*columns: str) -> Table:
     """A plain table with the house style."""
-    t = Table(header_style="bold", box=None, pad_edge=False)
+    t = PlainTable(header_style="bold", box=None, pad_edge=False)
     for column in columns:
         t.add_column(column, overflow="fold")
     return t
@@ -164,7 +175,7 @@ def table(*columns: str) -> Table:
 
 def key_value_table(rows: Iterable[tuple[str, Any]]) -> Table:
     """Two columns, key and value, for a record's attributes."""
-    t = Table(show_header=False, box=None, pad_edge=False)
+    t = PlainTable(show_header=False, box=None, pad_edge=False)
     t.add_column("key", style="bold", no_wrap=True)
     t.add_column("value", overflow="fold")
     for key, value in rows:
@@ -183,7 +194,8 @@ def section(console: Console, title: str, body: Any) -> None:
 
 
 def downsample(values: Sequence[float], width: int = SPARK_WIDTH) -> list[float]:
-    """At most ``width`` values: each the mean of its bucket's non-NaN values (NaN if none)."""
+    """At most ``width`` values: each the mean of its bucket's non-NaN values (NaN if none,
+    so a gap marks a stretch with no number at all)."""
     if len(values) <= width:
         return list(values)
     buckets: list[float] = []

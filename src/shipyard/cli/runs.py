@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -29,6 +30,7 @@ app = typer.Typer(
 RUN_ARG_HELP = "Run id, or a unique prefix of it (at least 4 hex characters)."
 _PREFIX_RE = re.compile(r"[0-9a-f]{4,32}")
 MAX_AUTO_COLUMNS = 8
+MAX_TEXT_WIDTH = 32  # longer names and param values wrap within their column
 # Metric keys whose name says smaller is better; every other metric is maximised.
 _LOWER_IS_BETTER = {
     "loss",
@@ -48,6 +50,9 @@ _LOWER_IS_BETTER = {
     "cer",
     "fpr",
     "fnr",
+    "nll",
+    "runtime",
+    "regret",
 }
 
 
@@ -55,12 +60,24 @@ _LOWER_IS_BETTER = {
 
 
 @contextlib.contextmanager
-def open_cli_store() -> Iterator[Store]:
-    """The configured store (``--uri`` / SHIPYARD_URI), closed when the command ends."""
+def open_cli_store(create: bool = False) -> Iterator[Store]:
+    """The configured store (``--uri`` / SHIPYARD_URI), closed when the command ends.
+
+    Only commands that create something may create a missing SQLite store: anything else in
+    the wrong folder would leave an empty ``.shipyard/`` behind and answer "no runs".
+    """
     from shipyard.config import get_settings
     from shipyard.store import open_store
+    from shipyard.store.sql.engine import sqlite_path
 
-    store = open_store(get_settings().store_uri())
+    uri = get_settings().store_uri()
+    path = sqlite_path(uri)
+    if path is not None and not create and not os.path.exists(path):
+        raise NotFound(
+            f"no Shipyard store at {path}; run in the folder that holds .shipyard/, "
+            "or point --uri / SHIPYARD_URI at the store"
+        )
+    store = open_store(uri)
     try:
         yield store
     finally:
@@ -188,9 +205,16 @@ def list_runs(
         console = render.out()
         picked = pick_columns(page.runs, columns)
         t = runs_table(page.runs, picked, names, iso)
-        while not columns and picked and _too_wide(console, t):
-            picked = picked[:-1]
-            t = runs_table(page.runs, picked, names, iso)
+        if console.is_terminal and not columns:
+            # Keys picked automatically give way until the table fits: the least common
+            # first, and of those the widest.
+            while picked and _full_width(console, t) > console.width:
+                picked.remove(max(picked[::-1], key=lambda pair: _drop_rank(page.runs, *pair)))
+                t = runs_table(page.runs, picked, names, iso)
+        else:
+            # Columns the user named, and output to a pipe or file, are never cut: the
+            # table is printed at its full width.
+            console = render.out(width=max(console.width, _full_width(console, t)))
         if page.runs:
             console.print(t)
         else:
@@ -208,14 +232,19 @@ def runs_table(
     t = render.table("run", "name", "experiment", "status", "started", "duration")
     for i in (0, 3, 4, 5):  # short fixed-width cells: names and params give way instead
         t.columns[i].no_wrap = True
+    for i in (1, 2):
+        t.columns[i].max_width = MAX_TEXT_WIDTH
     for kind, key in ordered:
-        t.add_column(
-            f"{kind}.{key}" if keys[key] > 1 else key,
-            justify="right" if kind == "metrics" else "left",
-            style="cyan" if kind == "metrics" else "magenta",
-            overflow="fold",
-            no_wrap=kind == "metrics",
-        )
+        header = f"{kind}.{key}" if keys[key] > 1 else key
+        if kind == "metrics":
+            # a number is never cut: its column is as wide as its widest value
+            widest = max((len(_cell(run, kind, key)) for run in runs), default=0)
+            t.add_column(
+                header, justify="right", style="cyan", no_wrap=True,
+                min_width=max(widest, min(len(header), 12)),
+            )  # fmt: skip
+        else:
+            t.add_column(header, style="magenta", overflow="fold", max_width=MAX_TEXT_WIDTH)
     for run in runs:
         status = render.status_text(run.status)
         if run.lifecycle == "deleted":
@@ -232,12 +261,18 @@ def runs_table(
     return t
 
 
-def _too_wide(console: Any, t: Table) -> bool:
+def _full_width(console: Any, t: Table) -> int:
     from rich.measure import Measurement
 
     # Measured without the console's limit, which would cap the answer at its width.
     unbounded = console.options.update_width(1_000_000)
-    return Measurement.get(console, unbounded, t).maximum > console.width
+    return Measurement.get(console, unbounded, t).maximum
+
+
+def _drop_rank(runs: Sequence[Run], kind: str, key: str) -> tuple[int, int]:
+    having = sum(key in getattr(run, kind) for run in runs)
+    width = max([len(key)] + [len(_cell(run, kind, key)) for run in runs])
+    return -having, min(width, MAX_TEXT_WIDTH)
 
 
 # -- runs show -------------------------------------------------------------------------------
@@ -347,10 +382,11 @@ def artifact_table(entries: Sequence[Any]) -> Table:
 
 def lower_is_better(key: str) -> bool:
     """Whether a metric named ``key`` improves downwards (loss, error, latency...)."""
-    return any(
-        word in _LOWER_IS_BETTER or word.endswith("loss")
-        for word in re.split(r"[^a-z0-9]+", key.lower())
-    )
+    for word in re.split(r"[^a-z0-9]+", key.lower()):
+        singulars = {word, word.removesuffix("s"), word.removesuffix("es")}  # errors, losses
+        if singulars & _LOWER_IS_BETTER or any(w.endswith("loss") for w in singulars):
+            return True
+    return False
 
 
 def best_index(values: Sequence[float | None], minimize: bool) -> int | None:
@@ -426,7 +462,7 @@ def compare_runs(
     for row in rows:
         if row["kind"] != kind:
             kind = row["kind"]
-            t.add_row(f"[bold underline]{kind}s[/]", *([""] * len(records)), end_section=False)
+            t.add_row(Text(f"{kind}s", style="bold underline"), *([""] * len(records)))
         style = "bold yellow" if row["differs"] else ""
         cells = []
         for r in records:
@@ -435,21 +471,15 @@ def compare_runs(
             if value is None:
                 text = "-"
             if row.get("best") == r.id:
-                cells.append(f"[bold green]{_escape(text)} ★[/]")
+                cells.append(Text(f"{text} ★", style="bold green"))
             else:
-                cells.append(f"[{style}]{_escape(text)}[/]" if style else _escape(text))
-        t.add_row(f"[{style}]{_escape(row['key'])}[/]" if style else _escape(row["key"]), *cells)
+                cells.append(Text(text, style=style))
+        t.add_row(Text(row["key"], style=style), *cells)
     console = render.out()
     if rows:
         console.print(t)
     else:
         console.print("no differences" if only_diff else "nothing to compare", style="dim")
-
-
-def _escape(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text)
 
 
 # -- runs metric -----------------------------------------------------------------------------
@@ -479,7 +509,7 @@ def metric_history(
         )
         return
     console = render.out()
-    console.print(f"[bold]{_escape(key)}[/] of run {record.id[:8]} ({_escape(record.name)})")
+    console.print(Text.assemble((key, "bold"), f" of run {record.id[:8]} ({record.name})"))
     if not points:
         console.print("no points", style="dim")
         return
@@ -495,7 +525,7 @@ def metric_history(
         ("last", f"{render.format_number(values[-1])} (step {points[-1].step})"),
     ]
     if nans:
-        summary.append(("NaN", f"{nans} (shown as {render.GAP})"))
+        summary.append(("NaN", f"{nans} ({render.GAP} marks stretches with no number)"))
     console.print(render.key_value_table(summary))
     if tail:
         t = render.table("step", "value", "time")

@@ -34,6 +34,9 @@ def check_name(name: object, kind: str) -> str:
     """An experiment or run name: non-empty, at most 250 characters, no control characters."""
     if not isinstance(name, str) or not name.strip():
         raise InvalidInput(f"{kind} name must be a non-empty string, got {name!r}")
+    if kind == "experiment" and name.isdigit():
+        # Experiments are named by name or id everywhere; "3" must mean one thing.
+        raise InvalidInput(f"experiment name {name!r} is only digits, which reads as an id")
     if len(name) > MAX_KEY:
         raise InvalidInput(f"{kind} name is {len(name)} characters; max {MAX_KEY}")
     if any(ord(c) < 32 for c in name):

@@ -46,7 +46,8 @@ class SqlStore:
         self.engine = make_engine(uri)
         try:
             retry_locked(lambda: ensure_schema(self.engine))
-        except sa.exc.OperationalError as exc:
+        except sa.exc.DBAPIError as exc:
+            # not a database file, no such server, no permission: say where and why
             raise StoreError(f"cannot open the store at {self._where()}: {exc.orig}") from exc
         self._writer = self.engine.execution_options(**WRITE)
         self._pks: dict[str, int] = {}
