@@ -71,6 +71,7 @@ def tracking(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
     for run in list(t.open_runs.values()):
         run.end("killed")
     fluent._active.set(())
+    fluent._process_runs.clear()
     fluent._experiment.pop(t.uri, None)
     t.close()
     t.store.close()

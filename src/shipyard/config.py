@@ -30,15 +30,20 @@ class Settings(BaseSettings):
     # Record git, entry point and environment on every run
     capture: bool = True
 
+    def model_post_init(self, context: object) -> None:
+        # The default store lives in the folder the process started using Shipyard in, and
+        # stays there: a program that changes folder mid-run (Hydra does) keeps its store.
+        self._home = os.path.abspath(DEFAULT_HOME)
+
     def store_uri(self) -> str:
-        return self.uri or f"sqlite:///{os.path.abspath(os.path.join(DEFAULT_HOME, 'shipyard.db'))}"
+        return self.uri or f"sqlite:///{os.path.join(self._home, 'shipyard.db')}"
 
     def artifact_root(self) -> str:
-        return self.artifacts or os.path.abspath(os.path.join(DEFAULT_HOME, "artifacts"))
+        return self.artifacts or os.path.join(self._home, "artifacts")
 
 
 @functools.lru_cache(maxsize=16)
-def _cached(env_key: tuple[str | None, ...], cwd: str) -> Settings:
+def _cached(env_key: tuple[str | None, ...]) -> Settings:
     return Settings()
 
 
@@ -46,6 +51,6 @@ _ENV_NAMES = tuple(f"SHIPYARD_{name.upper()}" for name in Settings.model_fields)
 
 
 def get_settings() -> Settings:
-    """Current settings; re-read when SHIPYARD_* variables or the working folder change."""
+    """Current settings; re-read when SHIPYARD_* variables change."""
     environ = os.environ
-    return _cached(tuple(environ.get(name) for name in _ENV_NAMES), os.getcwd())
+    return _cached(tuple(environ.get(name) for name in _ENV_NAMES))

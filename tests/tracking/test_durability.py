@@ -245,3 +245,24 @@ def test_forked_child_logs_to_the_parents_run(tmp_path: Path) -> None:
     assert proc.returncode == 0, err
     rows = _query(tmp_path, "SELECT step FROM metrics ORDER BY step")
     assert [step for (step,) in rows] == list(range(200))
+
+
+def test_sigterm_ends_a_module_level_run_as_killed(tmp_path: Path) -> None:
+    proc = _spawn(
+        tmp_path,
+        """
+        import time
+        import shipyard as sy
+        sy.log_metric("m", 1.0)
+        print(sy.active_run().id, flush=True)
+        while True:
+            sy.log_metric("m", 1.0)
+            time.sleep(0.001)
+        """,
+    )
+    run_id = _read_line(proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    [(status,)] = _query(tmp_path, "SELECT status FROM runs WHERE run_id = ?", run_id)
+    assert status == "killed"

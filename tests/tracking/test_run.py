@@ -211,3 +211,90 @@ def test_large_folder_shows_progress_and_is_stored(tracking, tmp_path, capfd) ->
     assert len(paths) == 12
     assert len(tracking.store.list_artifacts(run.id, "many")) == 12
     assert "storing" in capfd.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda r: r.log_metric("m", 0.0, step=2**63), "64-bit"),
+        (lambda r: r.log_metric("m", 0.0, timestamp=float("nan")), "epoch seconds"),
+        (lambda r: r.log_metric("m", 0.0, timestamp=1e30), "epoch seconds"),
+        (lambda r: r.log_metric("m", 10**400), "not a float"),
+        (lambda r: r.log_metric("m", True), "number"),
+        (lambda r: r.log_params({"p": "caf\udce9.csv"}), "Unicode"),
+        (lambda r: r.set_tags({"t": "\ud800"}), "Unicode"),
+        (lambda r: r.log_text("x", "a\udce9.txt"), "Unicode"),
+        (lambda r: r.log_dict({}, 5), "path"),
+        (lambda r: r.log_artifact(5), "path"),
+    ],
+)
+def test_values_the_database_cannot_hold_are_refused_at_the_call(tracking, call, message) -> None:  # type: ignore[no-untyped-def]
+    with sy.start_run() as run:
+        with pytest.raises(InvalidInput, match=message):
+            call(run)
+        run.log_metric("fine", 1.0)
+    assert sy.get_run(run.id).metrics == {"fine": 1.0}
+
+
+def test_numpy_values(tracking) -> None:  # type: ignore[no-untyped-def]
+    np = pytest.importorskip("numpy")
+    with sy.start_run() as run:
+        run.log_metric("a", np.float32(0.5), step=np.int64(3), timestamp=np.int64(1_700_000_000))
+        with pytest.raises(InvalidInput, match="number"):
+            run.log_metric("b", np.bool_(True))
+    [point] = sy.get_metric_history(run.id, "a")
+    assert (point.value, point.step, point.timestamp) == (0.5, 3, 1_700_000_000.0)
+
+
+def test_a_refused_run_does_not_cost_other_runs_their_data(tracking) -> None:  # type: ignore[no-untyped-def]
+    writer = tracking.writer
+    with sy.start_run() as good:
+        good.log_metric("acc", 0.5)
+        ghost = "0" * 32  # a run that does not exist (say, removed by another tool)
+        writer.series(ghost).append(("m", 1.0, 0, 1.0))
+        with pytest.raises(NotFound, match=ghost):
+            writer.flush()
+        good.log_metric("acc", 0.6)
+    assert sy.get_run(good.id).metrics == {"acc": 0.6}
+    assert len(sy.get_metric_history(good.id, "acc")) == 2
+
+
+def test_end_leaves_the_active_run(tracking) -> None:  # type: ignore[no-untyped-def]
+    run = sy.start_run(name="first")
+    run.end()
+    assert sy.active_run() is None
+    second = sy.start_run(name="second")
+    assert second.parent_id is None
+    sy.end_run()
+
+
+def test_set_experiment_takes_names_only(tracking) -> None:  # type: ignore[no-untyped-def]
+    sy.set_experiment("baseline")
+    with pytest.raises(InvalidInput, match="digits"):
+        sy.set_experiment("1")
+
+
+def test_worker_threads_log_to_the_programs_run(tracking) -> None:  # type: ignore[no-untyped-def]
+    import threading
+
+    with sy.start_run(name="main") as run:
+        worker = threading.Thread(target=lambda: sy.log_metric("from_thread", 1.0))
+        worker.start()
+        worker.join()
+    assert sy.get_run(run.id).metrics == {"from_thread": 1.0}
+    assert len(sy.search_runs()) == 1
+
+
+def test_changing_folder_keeps_the_store(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from shipyard.config import _cached, get_settings
+
+    monkeypatch.delenv("SHIPYARD_URI", raising=False)
+    monkeypatch.delenv("SHIPYARD_ARTIFACTS", raising=False)
+    monkeypatch.setenv("SHIPYARD_EXPERIMENT", f"pin-{tmp_path.name}")  # a fresh settings key
+    monkeypatch.chdir(tmp_path)
+    first = get_settings().store_uri()
+    (tmp_path / "out").mkdir()
+    monkeypatch.chdir(tmp_path / "out")
+    assert get_settings().store_uri() == first
+    assert str(tmp_path / ".shipyard") in first
+    _cached.cache_clear()

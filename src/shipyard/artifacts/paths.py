@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 from shipyard.errors import InvalidInput, NotFound
+from shipyard.store.validation import check_text
 
 MAX_ARTIFACT_PATH_LENGTH = 1000
 # "C:\x", "C:/x" and drive-relative "C:x" all name a place outside the run on Windows.
@@ -15,8 +16,11 @@ _DRIVE_RE = re.compile(r"[A-Za-z]:")
 
 def normalize_artifact_path(path: str) -> str:
     """Validate a path inside a run's artifact tree; return it as a relative POSIX path."""
-    if not isinstance(path, str) or path == "":
+    if not isinstance(path, str):
+        raise InvalidInput(f"invalid artifact path {path!r}: it must be a string")
+    if path == "":
         raise InvalidInput(f"invalid artifact path {path!r}: it is empty")
+    check_text(path, "artifact path")
     if "\0" in path:
         raise InvalidInput(f"invalid artifact path {path!r}: it contains a NUL character")
     if path.startswith(("/", "\\")) or _DRIVE_RE.match(path):
@@ -42,6 +46,8 @@ def iter_local_files(source: str | os.PathLike[str], dest: str | None) -> list[t
     A file goes to ``dest`` (default: its name). A folder's files go under ``dest``
     (default: the folder's name; ``""`` or ``"."``: the artifact root).
     """
+    if not isinstance(source, (str, os.PathLike)):
+        raise InvalidInput(f"log_artifact needs a file or folder path, got {source!r}")
     src = Path(os.path.abspath(os.fspath(source)))
     if not src.exists():
         raise NotFound(f"local path {os.fspath(source)!r} does not exist")

@@ -30,6 +30,19 @@ def check_key(key: object, kind: str = "key") -> str:
     return key
 
 
+def check_text(text: str, what: str) -> str:
+    """Text the database can store: encodable as UTF-8 (no lone surrogates, which Python
+    makes from undecodable file names and arguments)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidInput(
+            f"{what} {text[:60]!r} is not valid Unicode text ({exc.reason} at position "
+            f"{exc.start}); decode it with errors='replace' first"
+        ) from None
+    return text
+
+
 def check_name(name: object, kind: str) -> str:
     """An experiment or run name: non-empty, at most 250 characters, no control characters."""
     if not isinstance(name, str) or not name.strip():
@@ -41,30 +54,52 @@ def check_name(name: object, kind: str) -> str:
         raise InvalidInput(f"{kind} name is {len(name)} characters; max {MAX_KEY}")
     if any(ord(c) < 32 for c in name):
         raise InvalidInput(f"{kind} name {name!r} contains control characters")
-    return name
+    return check_text(name, f"{kind} name")
+
+
+def _is_bool(value: object) -> bool:
+    return isinstance(value, bool) or type(value).__name__ in ("bool", "bool_", "bool8")
 
 
 def check_metric_value(key: str, value: object) -> float:
-    """A number (bool excluded); NaN and inf are allowed and kept."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        try:
-            # numpy scalars and 0-d arrays convert; strings and containers do not
-            if isinstance(value, (str, bytes)) or not hasattr(value, "__float__"):
-                raise TypeError
-            return float(value)
-        except (TypeError, ValueError):
-            raise InvalidInput(
-                f"metric {key!r} must be a number, got {type(value).__name__}: {value!r:.60}"
-            ) from None
-    return float(value)
+    """A number (booleans excluded, numpy's too); NaN and inf are allowed and kept."""
+    if type(value) is float:
+        return value
+    if _is_bool(value) or isinstance(value, (str, bytes)) or not hasattr(value, "__float__"):
+        raise InvalidInput(
+            f"metric {key!r} must be a number, got {type(value).__name__}: {value!r:.60}"
+        )
+    try:
+        return float(value)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise InvalidInput(f"metric {key!r} value {value!r:.60} is not a float: {exc}") from None
+
+
+INT64 = (-(2**63), 2**63 - 1)
 
 
 def check_step(key: str, step: object) -> int:
-    if isinstance(step, bool) or not isinstance(step, int):
-        if hasattr(step, "__index__"):
-            return int(step)
+    """An integer step that fits the database's 64-bit integer column."""
+    if _is_bool(step) or not hasattr(step, "__index__"):
         raise InvalidInput(f"step of metric {key!r} must be an integer, got {step!r}")
-    return step
+    number = int(step)
+    if not INT64[0] <= number <= INT64[1]:
+        raise InvalidInput(f"step of metric {key!r} is {number}, outside the 64-bit range")
+    return number
+
+
+def check_timestamp(key: str, timestamp: object) -> float:
+    """Epoch seconds: a finite number (NaN or 1e300 would make the row unstorable)."""
+    if (
+        _is_bool(timestamp)
+        or isinstance(timestamp, (str, bytes))
+        or not hasattr(timestamp, "__float__")
+    ):
+        raise InvalidInput(f"timestamp of metric {key!r} must be epoch seconds, got {timestamp!r}")
+    number = float(timestamp)
+    if not math.isfinite(number) or abs(number) > 1e12:
+        raise InvalidInput(f"timestamp of metric {key!r} is {number!r}, not epoch seconds")
+    return number
 
 
 def param_value(key: str, value: object) -> str:
@@ -72,14 +107,14 @@ def param_value(key: str, value: object) -> str:
     text = value if isinstance(value, str) else str(value)
     if len(text) > MAX_PARAM_VALUE:
         raise InvalidInput(f"param {key!r} value is {len(text)} characters; max {MAX_PARAM_VALUE}")
-    return text
+    return check_text(text, f"param {key!r} value")
 
 
 def tag_value(key: str, value: object) -> str:
     text = value if isinstance(value, str) else str(value)
     if len(text) > MAX_TAG_VALUE:
         raise InvalidInput(f"tag {key!r} value is {len(text)} characters; max {MAX_TAG_VALUE}")
-    return text
+    return check_text(text, f"tag {key!r} value")
 
 
 def numeric_or_none(text: str) -> float | None:

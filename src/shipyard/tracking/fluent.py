@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import logging
 import os
@@ -92,6 +93,7 @@ def start_run(
             _start_capture(tracker, handle)
     tracker.open_runs[handle.id] = handle
     _active.set((*stack, handle))
+    _process_runs.append(handle)
     try:
         if params:
             handle.log_params(params)
@@ -169,12 +171,21 @@ def _pop_active(run: ActiveRun) -> None:
     stack = _active.get()
     if run in stack:
         _active.set(tuple(r for r in stack if r is not run))
+    with contextlib.suppress(ValueError):
+        _process_runs.remove(run)
+
+
+# Every open run in start order, whatever thread or task opened it: a worker thread (whose
+# context starts empty) logs to the run its program opened instead of starting another.
+_process_runs: list[ActiveRun] = []
 
 
 def active_run() -> ActiveRun | None:
-    """The innermost active run in this context, or None."""
+    """The innermost active run in this context (else the newest one open in the process)."""
     stack = _active.get()
-    return stack[-1] if stack else None
+    if stack:
+        return stack[-1]
+    return _process_runs[-1] if _process_runs else None
 
 
 def end_run(status: str = "finished") -> None:
@@ -261,6 +272,8 @@ def search_runs(
     as_frame: bool = False,
 ) -> list[Run] | pd.DataFrame:
     """Runs matching ``filter`` across the given experiments (default: all active ones)."""
+    if isinstance(max_results, bool) or not isinstance(max_results, int) or max_results < 1:
+        raise InvalidInput(f"max_results must be a positive integer, got {max_results!r}")
     tracker = get_tracker()
     tracker.writer.flush()
     ids = None

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from shipyard.tracking.tracker import Tracker
 
 _now = time.time
+_STEP_MIN, _STEP_MAX = v.INT64
 log = logging.getLogger("shipyard.tracking")
 
 
@@ -60,15 +61,10 @@ class ActiveRun:
             value = v.check_metric_value(key, value)
         if step is None:
             step = self._next_step[key]
-        elif type(step) is not int:
+        elif type(step) is not int or not _STEP_MIN <= step <= _STEP_MAX:
             step = v.check_step(key, step)
         self._next_step[key] = step + 1
-        if timestamp is None:
-            timestamp = _now()
-        elif not isinstance(timestamp, (int, float)) or isinstance(timestamp, bool):
-            raise InvalidInput(
-                f"timestamp of metric {key!r} must be epoch seconds, got {timestamp!r}"
-            )
+        timestamp = _now() if timestamp is None else v.check_timestamp(key, timestamp)
         points = self._points
         points.append((key, value, step, timestamp))
         if len(points) >= self._flush_size:
@@ -174,6 +170,8 @@ class ActiveRun:
 
     def log_dict(self, obj: Mapping[str, Any] | list[Any], path: str) -> str:
         """Store a dict or list as JSON (or YAML when the path ends in .yaml/.yml)."""
+        if not isinstance(path, str):
+            raise InvalidInput(f"log_dict needs a path string, got {path!r}")
         if path.endswith((".yaml", ".yml")):
             from shipyard.errors import require
 
@@ -239,6 +237,9 @@ class ActiveRun:
         if self._capture is not None and self._capture is not threading.current_thread():
             self._capture.join(timeout=10)
         self._tracker.open_runs.pop(self.id, None)
+        from shipyard.tracking.fluent import _pop_active
+
+        _pop_active(self)
         writer = self._tracker.writer
         writer.add_status(self.id, status, _now(), _describe(error))
         try:

@@ -98,8 +98,12 @@ def _install_exit_hooks() -> None:
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> Any:
     # Unwind the main thread like Ctrl-C does: `with` blocks end their runs as killed, and
-    # the exit hook flushes whatever is still buffered. 128 + signal number, as a shell reports.
-    raise Terminated(128 + signum)
+    # the exit hook flushes whatever is still buffered and ends the runs left open as killed
+    # (SystemExit never reaches sys.excepthook, so it is remembered here).
+    # 128 + signal number, as a shell reports.
+    global _last_exception
+    _last_exception = Terminated(128 + signum)
+    raise _last_exception
 
 
 def _at_exit() -> None:

@@ -212,14 +212,10 @@ class Writer:
         if not len(batch):
             return True
         try:
-            conflicts = self.store.write(batch)
-        except (InvalidInput, NotFound) as exc:
-            # Retrying cannot fix these; say loudly what was not stored.
-            with self._cond:
-                self._errors.append(
-                    type(exc)(f"{len(batch)} logged items were not stored: {exc.message}")
-                )
-            return True
+            self._write_refused_apart(batch)
+        except _PartlyWritten as partly:
+            self._keep(partly.rest, partly.error)
+            return False
         except ShipyardError as exc:
             self._keep(batch, exc)
             return False
@@ -231,10 +227,46 @@ class Writer:
             with self._cond:
                 self._failed = batch if self._failed is None else _concat(self._failed, batch)
             raise
+        return True
+
+    def _write_refused_apart(self, batch: WriteBatch) -> None:
+        """Write the batch. If the database refuses its data, write each run's share on its
+        own, so that one bad item costs only its run's share (reported), never other runs'.
+
+        A transient failure after some shares were written raises _PartlyWritten with the rest.
+        """
+        try:
+            self._report(self.store.write(batch))
+            return
+        except (InvalidInput, NotFound) as exc:
+            parts = _split_by_run(batch)
+            if len(parts) == 1:
+                self._refused(batch, exc)
+                return
+        for i, part in enumerate(parts):
+            try:
+                self._report(self.store.write(part))
+            except (InvalidInput, NotFound) as exc:
+                self._refused(part, exc)
+            except ShipyardError as exc:
+                rest = parts[i]
+                for later in parts[i + 1 :]:
+                    rest = _concat(rest, later)
+                raise _PartlyWritten(exc, rest) from exc
+
+    def _report(self, conflicts: list[str]) -> None:
         if conflicts:
             with self._cond:
                 self._errors.extend(Conflict(c) for c in conflicts)
-        return True
+
+    def _refused(self, batch: WriteBatch, exc: InvalidInput | NotFound) -> None:
+        runs = sorted(_run_ids(batch))
+        whose = f" of run {', '.join(runs)}" if runs else ""
+        log.error("shipyard: %d logged items%s were refused: %s", len(batch), whose, exc.message)
+        with self._cond:
+            self._errors.append(
+                type(exc)(f"{len(batch)} logged items{whose} were not stored: {exc.message}")
+            )
 
     def _keep(self, batch: WriteBatch, exc: ShipyardError) -> None:
         log.warning("shipyard: %d buffered items not written yet: %s", len(batch), exc.message)
@@ -243,6 +275,44 @@ class Writer:
             self._errors.append(
                 type(exc)(f"{len(batch)} logged items are not stored yet: {exc.message}")
             )
+
+
+class _PartlyWritten(Exception):
+    def __init__(self, error: ShipyardError, rest: WriteBatch) -> None:
+        super().__init__(error.message)
+        self.error, self.rest = error, rest
+
+
+def _run_ids(batch: WriteBatch) -> set[str]:
+    ids = {r.id for r in batch.runs}
+    ids.update(row[0] for row in batch.params)
+    ids.update(row[0] for row in batch.tags)
+    ids.update(row[0] for row in batch.statuses)
+    ids.update(run_id for run_id, points in batch.metrics.items() if points)
+    ids.update(run_id for run_id, _ in batch.artifacts)
+    ids.update(run_id for run_id, _ in batch.datasets)
+    return ids
+
+
+def _split_by_run(batch: WriteBatch) -> list[WriteBatch]:
+    """One batch per run mentioned (environments ride with the first)."""
+    parts = []
+    for run_id in sorted(_run_ids(batch)):
+        parts.append(
+            WriteBatch(
+                runs=[r for r in batch.runs if r.id == run_id],
+                params=[row for row in batch.params if row[0] == run_id],
+                tags=[row for row in batch.tags if row[0] == run_id],
+                metrics={run_id: batch.metrics[run_id]} if batch.metrics.get(run_id) else {},
+                statuses=[row for row in batch.statuses if row[0] == run_id],
+                artifacts=[row for row in batch.artifacts if row[0] == run_id],
+                datasets=[row for row in batch.datasets if row[0] == run_id],
+            )
+        )
+    if not parts:
+        return [batch]
+    parts[0].environments = list(batch.environments)
+    return parts
 
 
 def _concat(first: WriteBatch, second: WriteBatch) -> WriteBatch:

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from shipyard.errors import SchemaVersionError
+from shipyard.errors import SchemaVersionError, StoreError
 from shipyard.store.sql import engine as eng
 from shipyard.store.sql.schema import metadata
 from shipyard.store.sql.store import SqlStore
@@ -46,14 +46,24 @@ def test_newer_database_is_refused(tmp_path) -> None:  # type: ignore[no-untyped
         SqlStore(uri)
 
 
-def test_foreign_database_is_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [("users", "did not create \\(users\\)"), ("runs", "no schema version")],
+)
+def test_occupied_database_is_refused(tmp_path, table, message) -> None:  # type: ignore[no-untyped-def]
     uri = f"sqlite:///{tmp_path / 'db.sqlite'}"
     engine = sa.create_engine(uri)
     with engine.begin() as conn:
-        conn.execute(sa.text("CREATE TABLE runs (x INTEGER)"))
+        conn.execute(sa.text(f"CREATE TABLE {table} (x INTEGER)"))
     engine.dispose()
-    with pytest.raises(SchemaVersionError, match="did not create"):
+    with pytest.raises(SchemaVersionError, match=message):
         SqlStore(uri)
+
+
+def test_folder_that_cannot_be_made(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(StoreError, match="cannot create the store's folder"):
+        SqlStore(f"sqlite:///{tmp_path / 'file' / 'sub' / 'db.sqlite'}")
 
 
 def test_reopening_does_not_run_alembic(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]

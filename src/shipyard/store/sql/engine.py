@@ -41,7 +41,11 @@ def make_engine(uri: str) -> Engine:
 
 def _sqlite_engine(url: sa.URL) -> Engine:
     if url.database and url.database != ":memory:":
-        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(url.database).expanduser().parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the store's folder {str(folder)!r}: {exc}") from exc
     engine = sa.create_engine(
         url, connect_args={"check_same_thread": False, "timeout": 60}, pool_size=5
     )
@@ -105,19 +109,28 @@ def ensure_schema(engine: Engine) -> None:
         if revision == HEAD_REVISION:
             return
         _check_known(revision, engine.url.render_as_string(hide_password=True))
-        if revision is None and _has_foreign_tables(conn):
-            raise SchemaVersionError(
-                f"{engine.url.render_as_string(hide_password=True)} already holds tables that "
-                "Shipyard did not create; point SHIPYARD_URI at an empty or Shipyard database"
-            )
+        if revision is None:
+            _refuse_occupied(conn, engine.url.render_as_string(hide_password=True))
         _upgrade(conn)
 
 
-def _has_foreign_tables(conn: sa.Connection) -> bool:
+def _refuse_occupied(conn: sa.Connection, where: str) -> None:
+    """A database (or schema) without a Shipyard version must be empty to be set up."""
     from shipyard.store.sql.schema import metadata
 
     existing = set(sa.inspect(conn).get_table_names())
-    return bool(existing & set(metadata.tables))
+    foreign = sorted(existing - set(metadata.tables))
+    if foreign:
+        raise SchemaVersionError(
+            f"{where} already holds tables that Shipyard did not create ({', '.join(foreign[:5])}"
+            f"{', ...' if len(foreign) > 5 else ''}); use an empty database or schema for "
+            "Shipyard"
+        )
+    if existing:
+        raise SchemaVersionError(
+            f"{where} holds Shipyard's tables but no schema version (table alembic_version); "
+            "it was not created by Shipyard's migrations and cannot be upgraded safely"
+        )
 
 
 def _script_directory():  # type: ignore[no-untyped-def]

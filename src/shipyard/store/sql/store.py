@@ -120,6 +120,7 @@ class SqlStore:
         return self.get_experiment(self._write(create))
 
     def get_or_create_experiment(self, name: str) -> Experiment:
+        v.check_name(name, "experiment")  # digits only would read as an id below
         try:
             return self.get_experiment(name)
         except NotFound:
@@ -243,8 +244,11 @@ class SqlStore:
             return self._write(
                 lambda conn: apply_batch(conn, batch, self._pk, self._prefetch, self._pks.update)
             )
-        except sa.exc.IntegrityError as exc:
-            raise StoreError(f"write to {self._where()} was refused: {exc.orig}") from exc
+        except (sa.exc.IntegrityError, sa.exc.DataError) as exc:
+            # The data itself is refused: retrying the same batch can never succeed.
+            raise InvalidInput(f"the database refused the data: {exc.orig}") from exc
+        except (OverflowError, UnicodeError, ValueError, TypeError) as exc:
+            raise InvalidInput(f"the database driver refused the data: {exc}") from exc
 
     def _prefetch(self, conn: sa.Connection, run_ids: set[str]) -> None:
         missing = sorted(r for r in run_ids if r not in self._pks)
@@ -354,7 +358,12 @@ class SqlStore:
         for key, value, step, ts in metrics:
             v.check_key(key, "metric")
             points.append(
-                (key, v.check_metric_value(key, value), v.check_step(key, step), float(ts))
+                (
+                    key,
+                    v.check_metric_value(key, value),
+                    v.check_step(key, step),
+                    v.check_timestamp(key, ts),
+                )
             )
         batch.params = [
             (run_id, v.check_key(k, "param"), v.param_value(k, val))
