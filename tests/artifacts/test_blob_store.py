@@ -256,3 +256,12 @@ def test_s3_without_s3fs_names_the_extra() -> None:
         pytest.skip("s3fs is installed")
     with pytest.raises(MissingDependency, match=r"shipyard\[s3\]"):
         BlobStore("s3://bucket/prefix")
+
+
+def test_an_unwritable_root_is_a_store_error(tmp_path: Path) -> None:
+    from shipyard.errors import StoreError
+
+    (tmp_path / "file").write_text("in the way")
+    blobs = BlobStore(str(tmp_path / "file" / "store"))
+    with pytest.raises(StoreError, match="cannot write to the artifact store"):
+        blobs.put_bytes(b"data")

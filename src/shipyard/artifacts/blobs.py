@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
-from shipyard.errors import InvalidInput, MissingDependency, NotFound
+from shipyard.errors import InvalidInput, MissingDependency, NotFound, StoreError
 
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
@@ -82,6 +82,8 @@ class BlobStore:
             f = open(src, "rb")  # noqa: SIM115 - closed by the with below
         except FileNotFoundError as exc:
             raise NotFound(f"file {src!r} does not exist") from exc
+        except OSError as exc:
+            raise InvalidInput(f"cannot read {src!r}: {exc.strerror or exc}") from exc
         with f:
             if os.fstat(f.fileno()).st_size <= SMALL_FILE:
                 # Small files are hashed in memory first, so storing one again (a script's
@@ -197,6 +199,10 @@ class BlobStore:
                 self._commit_local(tmp, self._blob_path(digest))
             else:
                 self._commit_remote(tmp, self._blob_path(digest))
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                self._fs.rm_file(tmp)
+            raise StoreError(f"cannot write to the artifact store {self.root}: {exc}") from exc
         except BaseException:
             with contextlib.suppress(OSError):
                 self._fs.rm_file(tmp)
@@ -211,6 +217,8 @@ class BlobStore:
                 os.utime(final)
             except FileNotFoundError:
                 return False
+            except OSError as exc:
+                raise StoreError(f"cannot write to the artifact store {self.root}: {exc}") from exc
             return True
         if not self._fs.exists(final):
             return False

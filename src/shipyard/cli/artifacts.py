@@ -198,7 +198,8 @@ def gc(
         f"{verb} {len(report.deleted)} blob{'s' * (len(report.deleted) != 1)} "
         f"({render.format_size(report.freed_bytes)}), kept {report.kept}"
         + (
-            f", {verb} {report.temp_files_removed} stale temp files"
+            f", {verb} {report.temp_files_removed} stale temp "
+            + ("file" if report.temp_files_removed == 1 else "files")
             if report.temp_files_removed
             else ""
         ),
