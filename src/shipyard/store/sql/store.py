@@ -38,6 +38,14 @@ _RUN_KEYS = sa.select(t.runs.c.run_id, t.runs.c.id).where(
 )
 
 
+_PARAMS_OF, _METRICS_OF, _TAGS_OF = (
+    sa.select(table.c.run, table.c.key, table.c.value).where(
+        table.c.run.in_(sa.bindparam("pks", expanding=True))
+    )
+    for table in (t.params, t.latest_metrics, t.tags)
+)
+
+
 class SqlStore:
     """Store on a SQL database; safe to share between threads, and between processes."""
 
@@ -282,18 +290,13 @@ class SqlStore:
         metrics: dict[int, dict[str, float]] = {pk: {} for pk in pks}
         tags: dict[int, dict[str, str]] = {pk: {} for pk in pks}
         for chunk in _chunks(pks, 500):
-            p, m, g = t.params.c, t.latest_metrics.c, t.tags.c
-            for run, key, value in conn.execute(
-                sa.select(p.run, p.key, p.value).where(p.run.in_(chunk))
-            ):
+            ids = {"pks": list(chunk)}
+            # fetched whole (.all()): row-by-row iteration costs more than the query here
+            for run, key, value in conn.execute(_PARAMS_OF, ids).all():
                 params[run][key] = value
-            for run, key, value in conn.execute(
-                sa.select(m.run, m.key, m.value).where(m.run.in_(chunk))
-            ):
+            for run, key, value in conn.execute(_METRICS_OF, ids).all():
                 metrics[run][key] = math.nan if value is None else value
-            for run, key, value in conn.execute(
-                sa.select(g.run, g.key, g.value).where(g.run.in_(chunk))
-            ):
+            for run, key, value in conn.execute(_TAGS_OF, ids).all():
                 tags[run][key] = value
         return [
             Run(
