@@ -1,0 +1,105 @@
+"""Saving a model to a folder and loading it back, with its flavor and signature."""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from shipyard.errors import AlreadyExists, InvalidInput, NotFound
+from shipyard.models.flavors import flavor_for, flavor_named
+from shipyard.models.signature import Signature, infer_signature
+
+MANIFEST = "shipyard-model.json"
+FORMAT = 1
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a model folder's manifest says."""
+
+    flavor: str
+    config: dict[str, Any]
+    signature: Signature | None = None
+    python: str = ""
+    created_at: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "flavor": self.flavor,
+            "config": self.config,
+            "signature": self.signature.to_dict() if self.signature else None,
+            "python": self.python,
+            "created_at": self.created_at,
+        }
+
+
+def save_model(model: Any, path: str | Path, *, input_example: Any = None) -> ModelInfo:
+    """Write ``model`` into the new folder ``path`` with its flavor and signature."""
+    folder = Path(path)
+    if folder.exists() and any(folder.iterdir()):
+        raise AlreadyExists(f"cannot save a model into {str(folder)!r}: the folder is not empty")
+    flavor = flavor_for(model)
+    signature = infer_signature(input_example) if input_example is not None else None
+    folder.mkdir(parents=True, exist_ok=True)
+    info = ModelInfo(
+        flavor=flavor.name,
+        config=flavor.save(model, folder),
+        signature=signature,
+        python=platform.python_version(),
+        created_at=time.time(),
+    )
+    (folder / MANIFEST).write_text(json.dumps(info.to_dict(), indent=2))
+    return info
+
+
+class LoadedModel:
+    """A model read back from its folder; ``predict`` enforces the signature first."""
+
+    def __init__(self, model: Any, info: ModelInfo) -> None:
+        self.model = model
+        self.info = info
+
+    @property
+    def signature(self) -> Signature | None:
+        return self.info.signature
+
+    def predict(self, data: Any) -> Any:
+        if self.info.signature is not None:
+            data = self.info.signature.enforce(data)
+        return self.model.predict(data)
+
+    def __repr__(self) -> str:
+        return f"<LoadedModel {self.info.flavor} {type(self.model).__name__}>"
+
+
+def read_info(path: str | Path) -> ModelInfo:
+    manifest = Path(path) / MANIFEST
+    try:
+        data = json.loads(manifest.read_text())
+    except FileNotFoundError:
+        raise NotFound(f"no model in {str(path)!r} (it has no {MANIFEST})") from None
+    except (OSError, ValueError) as exc:
+        raise InvalidInput(f"cannot read {str(manifest)!r}: {exc}") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise InvalidInput(f"{str(manifest)!r} is not a model manifest this Shipyard reads")
+    sig = data.get("signature")
+    return ModelInfo(
+        flavor=str(data.get("flavor")),
+        config=dict(data.get("config") or {}),
+        signature=Signature.from_dict(sig) if sig else None,
+        python=str(data.get("python", "")),
+        created_at=float(data.get("created_at", 0.0)),
+    )
+
+
+def load_model(path: str | Path, *, trust: bool = False) -> LoadedModel:
+    """Load a model saved by ``save_model``. Pickle-based flavors need ``trust=True``."""
+    info = read_info(path)
+    model = flavor_named(info.flavor).load(Path(path), info.config, trust)
+    return LoadedModel(model, info)
