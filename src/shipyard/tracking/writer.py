@@ -28,8 +28,8 @@ class Writer:
         store: Store,
         *,
         flush_interval: float = 1.0,
-        flush_size: int = 50_000,
-        max_buffer: int = 500_000,
+        flush_size: int = 200_000,
+        max_buffer: int = 1_000_000,
     ) -> None:
         self.store = store
         self.flush_interval = flush_interval
