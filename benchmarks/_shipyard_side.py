@@ -7,6 +7,7 @@ SHIPYARD_CAPTURE, so that no measurement sees another's data, threads or garbage
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -84,18 +85,21 @@ def metric_loop(n: int, fluent_n: int) -> dict:
     }
 
 
-def runs(n: int) -> dict:
-    """``n`` runs, each: start_run, 5 params, 3 metrics, end (which flushes)."""
+def runs(n: int, batched: bool = False) -> dict:
+    """``n`` runs, each: start_run, 5 params, 3 metrics, end (which flushes, except inside
+    ``sy.batched()``, whose end commits them all)."""
     sy.set_experiment("bench")  # opens the store, so the first start below is the run's own
     first_start = None
     t0 = time.perf_counter()
-    for i in range(n):
-        started = time.perf_counter()
-        with sy.start_run(name=f"run-{i}") as run:
-            if first_start is None:
-                first_start = time.perf_counter() - started
-            run.log_params({"lr": 0.01, "depth": i % 10, "model": "rf", "seed": i, "opt": "adam"})
-            run.log_metrics({"acc": 0.9, "loss": 0.1, "f1": 0.8})
+    with sy.batched() if batched else contextlib.nullcontext():
+        for i in range(n):
+            started = time.perf_counter()
+            with sy.start_run(name=f"run-{i}") as run:
+                if first_start is None:
+                    first_start = time.perf_counter() - started
+                params = {"lr": 0.01, "depth": i % 10, "model": "rf", "seed": i, "opt": "adam"}
+                run.log_params(params)
+                run.log_metrics({"acc": 0.9, "loss": 0.1, "f1": 0.8})
     elapsed = time.perf_counter() - t0
     close_store()
     stored = count_rows(

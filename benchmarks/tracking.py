@@ -163,6 +163,7 @@ def measure(args: argparse.Namespace, sizes: Sizes) -> dict[str, Any]:
     sy["metric"] = [shipyard("metric_loop", **metric) for _ in range(sizes.metric_repeat)]
     sy["runs"] = shipyard("runs", n=sizes.runs)
     sy["runs_nocapture"] = shipyard("runs", capture=False, n=sizes.runs)
+    sy["runs_batched"] = shipyard("runs", n=sizes.runs, batched=True)
     search = dict(n_runs=sizes.search_runs, repeat=sizes.search_repeat)
     sy["search_sqlite"] = shipyard("search", capture=False, **search)
     if args.postgres:
@@ -301,7 +302,14 @@ def runs_rows(raw: dict) -> list[Row]:
     theirs = part(raw, "mlflow", "runs")
     their_rate = theirs["n"] / theirs["elapsed_s"] if theirs else None
     rows = []
-    for key, label in (("runs", "capture on"), ("runs_nocapture", "capture off")):
+    labels = (
+        ("runs", "capture on"),
+        ("runs_nocapture", "capture off"),
+        ("runs_batched", "capture on, in sy.batched()"),
+    )
+    for key, label in labels:
+        if key not in raw["shipyard"]:
+            continue
         res = raw["shipyard"][key]
         if "error" in res:
             rows.append(Row(f"runs/s ({label})", res["error"]))

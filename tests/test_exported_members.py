@@ -23,6 +23,7 @@ EXPECTED = {
     "Store",
     "StoreError",
     "active_run",
+    "batched",
     "delete_run",
     "end_run",
     "get_experiment",

@@ -16,6 +16,7 @@ _EXPORTS: dict[str, str] = {
     "start_run": "shipyard.tracking.fluent",
     "end_run": "shipyard.tracking.fluent",
     "active_run": "shipyard.tracking.fluent",
+    "batched": "shipyard.tracking.fluent",
     "log_metric": "shipyard.tracking.fluent",
     "log_metrics": "shipyard.tracking.fluent",
     "log_param": "shipyard.tracking.fluent",
@@ -82,6 +83,7 @@ if TYPE_CHECKING:
     from shipyard.store.entities import Metric as Metric
     from shipyard.store.entities import Run as Run
     from shipyard.tracking.fluent import active_run as active_run
+    from shipyard.tracking.fluent import batched as batched
     from shipyard.tracking.fluent import delete_run as delete_run
     from shipyard.tracking.fluent import end_run as end_run
     from shipyard.tracking.fluent import get_experiment as get_experiment

@@ -266,3 +266,26 @@ def test_sigterm_ends_a_module_level_run_as_killed(tmp_path: Path) -> None:
     assert proc.returncode == 143, err
     [(status,)] = _query(tmp_path, "SELECT status FROM runs WHERE run_id = ?", run_id)
     assert status == "killed"
+
+
+def test_sigterm_inside_batched_keeps_the_ended_runs(tmp_path: Path) -> None:
+    proc = _spawn(
+        tmp_path,
+        """
+        import shipyard as sy
+        with sy.batched():
+            for i in range(100000):
+                with sy.start_run(params={"i": i}) as run:
+                    run.log_metric("m", i)
+                if i == 50:
+                    print("ready", flush=True)
+        """,
+    )
+    assert _read_line(proc) == "ready"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    [(finished,)] = _query(tmp_path, "SELECT count(*) FROM runs WHERE status = 'finished'")
+    [(killed,)] = _query(tmp_path, "SELECT count(*) FROM runs WHERE status = 'killed'")
+    [(points,)] = _query(tmp_path, "SELECT count(*) FROM metrics")
+    assert finished >= 51 and killed <= 1 and finished <= points <= finished + killed

@@ -298,3 +298,26 @@ def test_changing_folder_keeps_the_store(tmp_path, monkeypatch) -> None:  # type
     assert get_settings().store_uri() == first
     assert str(tmp_path / ".shipyard") in first
     _cached.cache_clear()
+
+
+def test_batched_commits_run_ends_together(tracking) -> None:  # type: ignore[no-untyped-def]
+    import sqlite3
+
+    db = tracking.store.engine.url.database
+    with sy.batched():
+        for i in range(5):
+            with sy.start_run(name=f"r{i}", params={"i": i}) as run:
+                run.log_metric("m", i)
+        with sqlite3.connect(db) as conn:  # another reader: not committed yet
+            assert conn.execute("SELECT count(*) FROM runs").fetchone() == (0,)
+    runs = sy.search_runs("status = 'finished'", order_by="params.i")
+    assert [r.metrics["m"] for r in runs] == [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert tracking.writer._series == {}  # ended runs' queues are released
+
+
+def test_batched_block_with_an_exception_still_commits(tracking) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(RuntimeError), sy.batched():
+        with sy.start_run(name="ok") as run:
+            run.log_metric("m", 1.0)
+        raise RuntimeError("sweep broke")
+    assert sy.get_run(run.id).status == "finished"

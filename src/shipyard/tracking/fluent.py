@@ -7,7 +7,7 @@ import contextvars
 import logging
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from shipyard.config import get_settings
@@ -196,6 +196,29 @@ def end_run(status: str = "finished") -> None:
             run.end(status)
         finally:
             _pop_active(run)
+
+
+@contextlib.contextmanager
+def batched() -> Iterator[None]:
+    """Commit the runs that end inside the block together, when it ends.
+
+    For sweeps of many small runs: each run end then costs no transaction of its own. What
+    was logged is still written by the background writer as it goes, and at the block's end,
+    at an exception, Ctrl-C, SIGTERM or interpreter exit, as everywhere else.
+    """
+    writer = get_tracker().writer
+    writer.deferred += 1
+    try:
+        yield
+    finally:
+        writer.deferred -= 1
+        if not writer.deferred:
+            ended, writer.ended = writer.ended, []
+            try:
+                writer.flush()
+            finally:
+                for run_id in ended:
+                    writer.release(run_id)
 
 
 def _run() -> ActiveRun:

@@ -227,7 +227,8 @@ class ActiveRun:
     # -- ending ------------------------------------------------------------------------------
 
     def end(self, status: str = "finished", error: BaseException | str | None = None) -> None:
-        """End the run with a status; idempotent. Everything logged is stored on return."""
+        """End the run with a status; idempotent. Everything logged is stored on return
+        (inside ``sy.batched()``: when the block ends)."""
         if status not in ("finished", "failed", "killed"):
             raise InvalidInput(f"a run ends as finished, failed or killed; got {status!r}")
         with self._lock:
@@ -242,6 +243,9 @@ class ActiveRun:
         _pop_active(self)
         writer = self._tracker.writer
         writer.add_status(self.id, status, _now(), _describe(error))
+        if writer.deferred:  # inside sy.batched(): committed with the others at its end
+            writer.ended.append(self.id)
+            return
         try:
             writer.flush()
         finally:

@@ -64,6 +64,10 @@ class Writer:
         # a caller waiting for its data writes it itself instead of waiting for a hand-off
         self._write_lock = threading.Lock()
         self._errors: list[ShipyardError] = []
+        # inside sy.batched() (a counter, blocks nest): run ends do not flush; `ended` lists
+        # them so their queues can be released after the block's flush
+        self.deferred = 0
+        self.ended: list[str] = []
         self._thread: threading.Thread | None = None
         self._closed = False
         self._wake = threading.Event()
