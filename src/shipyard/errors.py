@@ -5,6 +5,7 @@
     ├── NotFound                  exit 1, HTTP 404, code "NOT_FOUND"
     ├── AlreadyExists             exit 1, HTTP 409, code "ALREADY_EXISTS"
     ├── Conflict                  exit 1, HTTP 409, code "CONFLICT"
+    ├── PermissionDenied          exit 1, HTTP 403, code "PERMISSION_DENIED"
     ├── ValidationFailed          exit 1, HTTP 422, code "VALIDATION_FAILED"
     ├── MissingDependency         exit 1, HTTP 500, code "MISSING_DEPENDENCY"
     └── StoreError                exit 1, HTTP 500, code "STORE_ERROR"
@@ -59,6 +60,13 @@ class Conflict(ShipyardError):
 
     http_status = 409
     code = "CONFLICT"
+
+
+class PermissionDenied(ShipyardError):
+    """The actor may not do this (moving a protected alias without being a maintainer)."""
+
+    http_status = 403
+    code = "PERMISSION_DENIED"
 
 
 class ValidationFailed(ShipyardError):

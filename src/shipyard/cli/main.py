@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from shipyard.cli import artifacts, experiments, render, runs
+from shipyard.cli import artifacts, experiments, models, render, runs
 from shipyard.errors import ShipyardError
 
 app = typer.Typer(
@@ -22,6 +22,7 @@ app = typer.Typer(
 app.add_typer(runs.app, name="runs")
 app.add_typer(experiments.app, name="experiments")
 app.add_typer(artifacts.app, name="artifacts")
+app.add_typer(models.app, name="models")
 app.command("gc")(artifacts.gc)
 
 

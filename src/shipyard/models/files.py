@@ -74,6 +74,22 @@ class LoadedModel:
             data = self.info.signature.enforce(data)
         return self.model.predict(data)
 
+    @property
+    def classes(self) -> list[Any] | None:
+        """The classes a classifier knows (its ``classes_``, the order of ``predict_proba``'s
+        columns), or None."""
+        classes = getattr(self.model, "classes_", None)
+        return None if classes is None else list(classes)
+
+    def predict_proba(self, data: Any) -> Any:
+        """Class probabilities, one column per class in ``classes``; the signature is enforced."""
+        predict_proba = getattr(self.model, "predict_proba", None)
+        if not callable(predict_proba):
+            raise InvalidInput(f"{type(self.model).__name__} has no predict_proba")
+        if self.info.signature is not None:
+            data = self.info.signature.enforce(data)
+        return predict_proba(data)
+
     def __repr__(self) -> str:
         return f"<LoadedModel {self.info.flavor} {type(self.model).__name__}>"
 

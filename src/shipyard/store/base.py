@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Protocol, runtime_checkable
+from types import EllipsisType
+from typing import Any, Protocol, runtime_checkable
 
 from shipyard.store.entities import (
     ArtifactEntry,
+    AuditEntry,
     Dataset,
     Environment,
     Experiment,
     Metric,
+    ModelVersion,
+    RegisteredModel,
     Run,
     RunPage,
+    ValidationRecord,
     WriteBatch,
 )
 
@@ -100,5 +105,103 @@ class Store(Protocol):
     def get_environment(self, digest: str) -> Environment: ...
     def log_dataset(self, run_id: str, dataset: Dataset) -> None: ...
     def list_datasets(self, run_id: str) -> list[Dataset]: ...
+
+    # model registry: every change is audited in its own transaction
+    def create_registered_model(
+        self,
+        name: str,
+        *,
+        description: str = "",
+        tags: Mapping[str, str] | None = None,
+        policy: Mapping[str, Any] | None = None,
+        actor: str = "",
+    ) -> RegisteredModel: ...
+    def get_registered_model(self, name: str) -> RegisteredModel: ...
+    def list_registered_models(self) -> list[RegisteredModel]: ...
+    def update_registered_model(
+        self,
+        name: str,
+        *,
+        description: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        policy: Mapping[str, Any] | None = None,
+        actor: str = "",
+    ) -> RegisteredModel: ...
+    def create_model_version(
+        self,
+        name: str,
+        *,
+        files: Sequence[ArtifactEntry],
+        flavor: str,
+        signature: Mapping[str, Any] | None = None,
+        run_id: str | None = None,
+        artifact_path: str | None = None,
+        description: str = "",
+        tags: Mapping[str, str] | None = None,
+        actor: str = "",
+    ) -> ModelVersion:
+        """The next version of ``name`` (created if new), numbered 1, 2, ... per name."""
+        ...
+
+    def get_model_version(self, name: str, version: int | str) -> ModelVersion: ...
+    def get_model_version_by_alias(self, name: str, alias: str) -> ModelVersion: ...
+    def list_model_versions(self, name: str) -> list[ModelVersion]: ...
+    def update_model_version(
+        self,
+        name: str,
+        version: int,
+        *,
+        description: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        actor: str = "",
+    ) -> ModelVersion: ...
+    def set_alias(
+        self,
+        name: str,
+        alias: str,
+        version: int,
+        *,
+        expected: int | EllipsisType | None = ...,
+        actor: str = "",
+        action: str = "set_alias",
+        details: Mapping[str, Any] | None = None,
+    ) -> int | None:
+        """Move an alias (compare-and-set when ``expected`` is given); the old holder."""
+        ...
+
+    def delete_alias(
+        self,
+        name: str,
+        alias: str,
+        *,
+        expected: int | EllipsisType | None = ...,
+        actor: str = "",
+        details: Mapping[str, Any] | None = None,
+    ) -> int: ...
+    def add_validation(
+        self,
+        name: str,
+        version: int,
+        *,
+        status: str,
+        checks: Sequence[str],
+        report: Mapping[str, Any],
+        baseline_version: int | None = None,
+        baseline_alias: str | None = None,
+        data_digest: str = "",
+        report_digest: str | None = None,
+        actor: str = "",
+    ) -> ValidationRecord: ...
+    def list_validations(self, name: str, version: int | None = None) -> list[ValidationRecord]: ...
+    def record_audit(
+        self,
+        name: str,
+        action: str,
+        *,
+        version: int | None = None,
+        actor: str = "",
+        details: Mapping[str, Any] | None = None,
+    ) -> None: ...
+    def list_audit(self, name: str | None = None, limit: int = 100) -> list[AuditEntry]: ...
 
     def close(self) -> None: ...

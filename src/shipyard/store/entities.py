@@ -179,3 +179,91 @@ class WriteBatch:
             + len(self.datasets)
             + len(self.environments)
         )
+
+
+# -- model registry ----------------------------------------------------------------------------
+
+VALIDATION_STATUSES = ("passed", "failed", "inconclusive")
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    """A model name with its versions' aliases, tags and promotion policy."""
+
+    name: str
+    description: str = ""
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    created_by: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+    aliases: dict[str, int] = field(default_factory=dict)  # alias -> version
+    policy: dict[str, Any] = field(default_factory=dict)
+    latest_version: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One registered version: where its files are, how to load it, where it came from."""
+
+    name: str
+    version: int
+    flavor: str
+    digest: str  # sha256 over the sorted manifest of the version's files
+    files: list[ArtifactEntry] = field(default_factory=list)
+    run_id: str | None = None
+    artifact_path: str | None = None
+    signature: dict[str, Any] | None = None
+    description: str = ""
+    created_at: float = 0.0
+    created_by: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+    aliases: list[str] = field(default_factory=list)
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.name}/{self.version}"
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["uri"] = self.uri
+        return out
+
+
+@dataclass(frozen=True)
+class ValidationRecord:
+    """A validation report as stored with the version it validated."""
+
+    id: int
+    name: str
+    version: int
+    status: str
+    checks: list[str]
+    report: dict[str, Any]
+    baseline_version: int | None = None
+    baseline_alias: str | None = None
+    data_digest: str = ""
+    report_digest: str | None = None
+    created_at: float = 0.0
+    created_by: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One change to the registry: who, when, what, and the details (from, to, reason)."""
+
+    id: int
+    time: float
+    actor: str
+    model: str
+    action: str
+    version: int | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

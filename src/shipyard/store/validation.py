@@ -130,3 +130,47 @@ def check_run_id(run_id: object) -> str:
     if not isinstance(run_id, str) or not _RUN_ID_RE.match(run_id):
         raise InvalidInput(f"not a run id (32 lowercase hex characters): {run_id!r}")
     return run_id
+
+
+_MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+_ALIAS_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]*$")
+# "latest" always means the newest version, so it cannot be set by hand.
+RESERVED_ALIASES = ("latest",)
+
+
+def check_model_name(name: object) -> str:
+    """A registered model's name: letters, digits and ``_ . -`` (it goes into model URIs, so
+    no ``/`` or ``@``), at most 250 characters."""
+    if not isinstance(name, str) or not name:
+        raise InvalidInput(f"model name must be a non-empty string, got {name!r}")
+    if len(name) > MAX_KEY:
+        raise InvalidInput(f"model name is {len(name)} characters; max {MAX_KEY}")
+    if not _MODEL_NAME_RE.match(name):
+        raise InvalidInput(
+            f"model name {name!r} must start with a letter or digit and hold only letters, "
+            "digits and _ . - (it is part of models:/NAME/VERSION URIs)"
+        )
+    return name
+
+
+def check_alias(alias: object, *, settable: bool = False) -> str:
+    """An alias such as ``production``: a letter, then letters, digits, ``_`` or ``-``."""
+    if not isinstance(alias, str) or not alias:
+        raise InvalidInput(f"alias must be a non-empty string, got {alias!r}")
+    if len(alias) > MAX_KEY or not _ALIAS_RE.match(alias):
+        raise InvalidInput(
+            f"alias {alias[:60]!r} must start with a letter and hold only letters, digits, "
+            "_ and - (at most 250 characters)"
+        )
+    if settable and alias in RESERVED_ALIASES:
+        raise InvalidInput(f"alias {alias!r} is reserved: it always means the newest version")
+    return alias
+
+
+def check_version(version: object) -> int:
+    """A model version number: a positive integer (digits in a string are accepted)."""
+    if isinstance(version, str) and version.isdigit():
+        version = int(version)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise InvalidInput(f"model version must be a positive integer, got {version!r}")
+    return version

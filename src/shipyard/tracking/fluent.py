@@ -19,6 +19,8 @@ from shipyard.tracking.tracker import Tracker, get_tracker
 if TYPE_CHECKING:
     import pandas as pd
 
+    from shipyard.tracking.models import LoggedModel
+
 log = logging.getLogger("shipyard.tracking")
 
 _active: contextvars.ContextVar[tuple[ActiveRun, ...]] = contextvars.ContextVar(
@@ -270,6 +272,28 @@ def log_figure(figure: Any, path: str) -> str:
 
 def log_dataset(data: Any, name: str, *, context: str = "training", source: str = "") -> Any:
     return _run().log_dataset(data, name, context=context, source=source)
+
+
+def log_model(
+    model: Any,
+    name: str,
+    *,
+    input_example: Any = None,
+    register: bool = True,
+    artifact_path: str | None = None,
+    description: str = "",
+    tags: Mapping[str, Any] | None = None,
+) -> LoggedModel:
+    """``ActiveRun.log_model`` on the active run."""
+    return _run().log_model(
+        model,
+        name,
+        input_example=input_example,
+        register=register,
+        artifact_path=artifact_path,
+        description=description,
+        tags=tags,
+    )
 
 
 def get_run(run_id: str) -> Run:

@@ -18,6 +18,7 @@ from shipyard.store import validation as v
 from shipyard.store.entities import ArtifactEntry, Run
 
 if TYPE_CHECKING:
+    from shipyard.tracking.models import LoggedModel
     from shipyard.tracking.tracker import Tracker
 
 _now = time.time
@@ -206,6 +207,35 @@ class ActiveRun:
         dataset = describe_dataset(data, name, context=context, source=source)
         self._tracker.writer.add_dataset(self.id, dataset)
         return dataset
+
+    def log_model(
+        self,
+        model: Any,
+        name: str,
+        *,
+        input_example: Any = None,
+        register: bool = True,
+        artifact_path: str | None = None,
+        description: str = "",
+        tags: Mapping[str, Any] | None = None,
+    ) -> LoggedModel:
+        """Save ``model`` by its flavor under ``name`` in this run and, unless
+        ``register=False``, register it as the next version of the model ``name``.
+
+        ``input_example`` (a few rows of input) gives the signature the loaded model enforces.
+        """
+        from shipyard.tracking.models import log_model
+
+        return log_model(
+            self,
+            model,
+            name,
+            input_example=input_example,
+            register=register,
+            artifact_path=artifact_path,
+            description=description,
+            tags=tags,
+        )
 
     def _record(self, entries: list[ArtifactEntry]) -> None:
         # The blobs are stored already; the manifest entries go with the next batch.

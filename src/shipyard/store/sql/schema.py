@@ -131,3 +131,104 @@ run_inputs = sa.Table(
     sa.Column("dataset_id", sa.Integer, sa.ForeignKey("datasets.id"), primary_key=True),
     sa.Column("context", sa.String(KEY_LEN), primary_key=True),
 )
+
+# -- model registry (migration 0002) ---------------------------------------------------------
+
+# `policy` is JSON: {"required_checks": [...], "protected_aliases": [...], "maintainers": [...]}.
+registered_models = sa.Table(
+    "registered_models",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(KEY_LEN), nullable=False, unique=True),
+    sa.Column("description", sa.Text, nullable=False, server_default=""),
+    sa.Column("policy", sa.Text, nullable=False, server_default="{}"),
+    sa.Column("created_at", Double, nullable=False),
+    sa.Column("updated_at", Double, nullable=False),
+    sa.Column("created_by", sa.String(KEY_LEN), nullable=False, server_default=""),
+)
+
+registered_model_tags = sa.Table(
+    "registered_model_tags",
+    metadata,
+    sa.Column("model_id", sa.Integer, sa.ForeignKey("registered_models.id"), primary_key=True),
+    sa.Column("key", sa.String(KEY_LEN), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+# A version owns a copy of its files' manifest, so it outlives its run and gc keeps its blobs.
+model_versions = sa.Table(
+    "model_versions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("model_id", sa.Integer, sa.ForeignKey("registered_models.id"), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("run_id", sa.String(32), nullable=True),
+    sa.Column("artifact_path", sa.String(1000), nullable=True),
+    sa.Column("flavor", sa.String(64), nullable=False),
+    sa.Column("signature", sa.Text, nullable=True),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("description", sa.Text, nullable=False, server_default=""),
+    sa.Column("created_at", Double, nullable=False),
+    sa.Column("created_by", sa.String(KEY_LEN), nullable=False, server_default=""),
+    sa.UniqueConstraint("model_id", "version", name="uq_model_versions_model_version"),
+    sa.Index("ix_model_versions_run", "run_id"),
+)
+
+model_version_tags = sa.Table(
+    "model_version_tags",
+    metadata,
+    sa.Column("version_id", sa.Integer, sa.ForeignKey("model_versions.id"), primary_key=True),
+    sa.Column("key", sa.String(KEY_LEN), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+model_version_files = sa.Table(
+    "model_version_files",
+    metadata,
+    sa.Column("version_id", sa.Integer, sa.ForeignKey("model_versions.id"), primary_key=True),
+    sa.Column("path", sa.String(1000), primary_key=True),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Index("ix_model_version_files_digest", "digest"),
+)
+
+model_aliases = sa.Table(
+    "model_aliases",
+    metadata,
+    sa.Column("model_id", sa.Integer, sa.ForeignKey("registered_models.id"), primary_key=True),
+    sa.Column("alias", sa.String(KEY_LEN), primary_key=True),
+    sa.Column("version_id", sa.Integer, sa.ForeignKey("model_versions.id"), nullable=False),
+    sa.Column("updated_at", Double, nullable=False),
+    sa.Column("updated_by", sa.String(KEY_LEN), nullable=False, server_default=""),
+)
+
+model_validations = sa.Table(
+    "model_validations",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("version_id", sa.Integer, sa.ForeignKey("model_versions.id"), nullable=False),
+    sa.Column("baseline_id", sa.Integer, sa.ForeignKey("model_versions.id"), nullable=True),
+    sa.Column("baseline_alias", sa.String(KEY_LEN), nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("checks", sa.Text, nullable=False),  # JSON list of check names
+    sa.Column("report", sa.Text, nullable=False),  # JSON of the whole report
+    sa.Column("data_digest", sa.String(64), nullable=False, server_default=""),
+    sa.Column("report_digest", sa.String(64), nullable=True),  # the HTML report's blob
+    sa.Column("created_at", Double, nullable=False),
+    sa.Column("created_by", sa.String(KEY_LEN), nullable=False, server_default=""),
+    sa.Index("ix_model_validations_version", "version_id"),
+)
+
+# The audit log names the model rather than pointing at it, so that it outlives anything.
+model_audit = sa.Table(
+    "model_audit",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("time", Double, nullable=False),
+    sa.Column("actor", sa.String(KEY_LEN), nullable=False),
+    sa.Column("model", sa.String(KEY_LEN), nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("version", sa.Integer, nullable=True),
+    sa.Column("details", sa.Text, nullable=False, server_default="{}"),
+    sa.Index("ix_model_audit_model", "model", "id"),
+)

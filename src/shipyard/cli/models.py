@@ -1,0 +1,310 @@
+"""`shipyard models ...`: the registry from the command line."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.text import Text
+
+from shipyard.cli import render
+from shipyard.cli.runs import open_cli_store
+from shipyard.errors import InvalidInput
+from shipyard.registry.uris import parse_model_ref
+from shipyard.store.base import Store
+from shipyard.store.entities import ModelVersion
+
+app = typer.Typer(
+    help="Registered models: versions, aliases, validation and promotion.",
+    no_args_is_help=True,
+)
+alias_app = typer.Typer(help="Set or remove an alias of a model version.", no_args_is_help=True)
+app.add_typer(alias_app, name="alias")
+
+REF_HELP = "A model version: NAME/VERSION or NAME@ALIAS (models:/... works too)."
+JSON_HELP = "Print JSON instead of a table."
+
+
+@app.command("ls")
+def list_models(
+    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+) -> None:
+    """List registered models with their latest version and aliases."""
+    with open_cli_store() as store:
+        models = store.list_registered_models()
+    if as_json:
+        render.print_json([m.to_dict() for m in models])
+        return
+    t = render.table("name", "latest", "aliases", "updated", "description")
+    for m in models:
+        aliases = ", ".join(f"{a}→{n}" for a, n in m.aliases.items())
+        latest = str(m.latest_version) if m.latest_version else "-"
+        t.add_row(m.name, latest, aliases, render.format_time(m.updated_at), m.description)
+    console = render.out()
+    console.print(t if models else Text("no registered models", style="dim"))
+
+
+@app.command("show")
+def show(
+    ref: Annotated[str, typer.Argument(help=f"A model NAME, or {REF_HELP}")],
+    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+) -> None:
+    """A model (its versions, aliases, policy) or one version (lineage, validations, files)."""
+    from shipyard.registry import api
+
+    with open_cli_store() as store:
+        if "/" not in ref.removeprefix("models:/") and "@" not in ref:
+            _show_model(store, ref.removeprefix("models:/"), as_json)
+            return
+        version = api.resolve(store, parse_model_ref(ref))
+        lineage = api.lineage(version)
+        validations = store.list_validations(version.name, version.version)
+    if as_json:
+        data = version.to_dict()
+        data["lineage"] = lineage
+        data["validations"] = [
+            {k: val for k, val in r.to_dict().items() if k != "report"} for r in validations
+        ]
+        render.print_json(data)
+        return
+    console = render.out()
+    console.print(
+        render.key_value_table(
+            [
+                ("version", version.uri),
+                ("aliases", ", ".join(version.aliases) or "-"),
+                ("flavor", version.flavor),
+                ("created", f"{render.iso_time(version.created_at)} by {version.created_by}"),
+                ("description", version.description or "-"),
+                ("digest", version.digest),
+            ]
+        )
+    )
+    if version.tags:
+        render.section(console, "tags", render.key_value_table(sorted(version.tags.items())))
+    render.section(console, "signature", _signature_text(version))
+    rows = [(k, _plain(val)) for k, val in lineage.items() if k != "datasets"]
+    render.section(console, "lineage", render.key_value_table(rows))
+    for d in lineage.get("datasets", []):
+        console.print(
+            f"  dataset {d['name']} ({d['context']}): {d['rows']} rows, {d['digest'][:12]}"
+        )
+    t = render.table("id", "status", "baseline", "checks", "when", "by")
+    for r in validations:
+        baseline = f"{r.baseline_version}" if r.baseline_version else "-"
+        if r.baseline_alias:
+            baseline += f" (@{r.baseline_alias})"
+        t.add_row(
+            str(r.id),
+            render.status_text(r.status),
+            baseline,
+            ", ".join(r.checks),
+            render.format_time(r.created_at),
+            r.created_by,
+        )
+    render.section(console, "validations", t if validations else Text("none", style="dim"))
+    files = render.table("path", "size", "digest")
+    for f in version.files:
+        files.add_row(f.path, render.format_size(f.size), f.digest[:12])
+    render.section(console, "files", files)
+
+
+def _show_model(store: Store, name: str, as_json: bool) -> None:
+    from shipyard.registry.api import Policy
+
+    model = store.get_registered_model(name)
+    versions = store.list_model_versions(name)
+    policy = Policy.of(model)
+    if as_json:
+        data = model.to_dict()
+        data["policy"] = vars(policy)
+        data["versions"] = [
+            {k: val for k, val in v.to_dict().items() if k != "files"} for v in versions
+        ]
+        render.print_json(data)
+        return
+    console = render.out()
+    console.print(
+        render.key_value_table(
+            [
+                ("model", model.name),
+                ("description", model.description or "-"),
+                ("created", f"{render.iso_time(model.created_at)} by {model.created_by}"),
+                ("protected aliases", ", ".join(policy.protected_aliases) or "-"),
+                ("maintainers", ", ".join(policy.maintainers) or "anyone"),
+                ("required checks", ", ".join(policy.required_checks) or "-"),
+            ]
+        )
+    )
+    t = render.table("version", "aliases", "flavor", "run", "created", "by")
+    for v in reversed(versions):
+        t.add_row(
+            str(v.version),
+            Text(", ".join(v.aliases), style="bold green"),
+            v.flavor,
+            render.short_id(v.run_id) if v.run_id else "-",
+            render.format_time(v.created_at),
+            v.created_by,
+        )
+    render.section(console, "versions", t)
+
+
+def _signature_text(version: ModelVersion) -> Any:
+    sig = version.signature
+    if not sig:
+        return Text("none (logged without an input example)", style="dim")
+    if "tensor" in sig:
+        return Text(f"tensor {sig['tensor']['dtype']} {tuple(sig['tensor']['shape'])}")
+    return render.key_value_table((c["name"], c["dtype"]) for c in sig["columns"])
+
+
+def _plain(value: Any) -> str:
+    return "-" if value is None else str(value)
+
+
+@app.command("history")
+def history(
+    name: Annotated[str | None, typer.Argument(help="Model name (default: every model).")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="Newest N entries.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+) -> None:
+    """The audit log: every change to the registry, newest first."""
+    if limit < 1:
+        raise InvalidInput(f"--limit must be at least 1, got {limit}")
+    with open_cli_store() as store:
+        if name is not None:
+            store.get_registered_model(name)  # NotFound names it
+        entries = store.list_audit(name, limit=limit)
+    if as_json:
+        render.print_json([e.to_dict() for e in entries])
+        return
+    t = render.table("when", "actor", "model", "version", "action", "details")
+    for e in entries:
+        details = ", ".join(f"{k}={val}" for k, val in e.details.items() if val is not None)
+        t.add_row(
+            render.iso_time(e.time) or "",
+            e.actor,
+            e.model,
+            _plain(e.version),
+            e.action,
+            details,
+        )
+    render.out().print(t if entries else Text("no registry changes", style="dim"))
+
+
+@app.command("diff")
+def diff(
+    first: Annotated[str, typer.Argument(help=REF_HELP)],
+    second: Annotated[str, typer.Argument(help=REF_HELP)],
+    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+) -> None:
+    """What differs between two versions: params, metrics, signature, environment."""
+    from shipyard.registry import api
+    from shipyard.registry.diff import diff_versions
+
+    with open_cli_store() as store:
+        a = api.resolve(store, parse_model_ref(first))
+        b = api.resolve(store, parse_model_ref(second, name=a.name))
+        rows = diff_versions(store, a, b)
+    if as_json:
+        render.print_json(rows)
+        return
+    t = render.table("", "what", a.uri.removeprefix("models:/"), b.uri.removeprefix("models:/"))
+    for row in rows:
+        t.add_row(row["kind"], row["key"], _plain(row["a"]), _plain(row["b"]))
+    render.out().print(t if rows else Text("no differences", style="dim"))
+
+
+@app.command("promote")
+def promote(
+    ref: Annotated[str, typer.Argument(help=REF_HELP)],
+    alias: Annotated[str, typer.Option("--alias", help="The alias to move.")] = "production",
+    force: Annotated[
+        bool, typer.Option("--force", help="Promote without a passing validation (audited).")
+    ] = False,
+    reason: Annotated[str, typer.Option("--reason", help="Why; required with --force.")] = "",
+) -> None:
+    """Move an alias to a version that passed validation against the alias's holder."""
+    from shipyard.registry import api
+
+    with open_cli_store():
+        done = api.promote(ref, alias, force=force, reason=reason)
+    was = "unset" if done.previous is None else f"version {done.previous}"
+    how = (
+        " (forced)"
+        if done.forced
+        else f" (validation {done.validation.id})"
+        if done.validation
+        else ""
+    )
+    render.out().print(
+        f"{done.name}@{done.alias} → version {done.version}, was {was}{how}", markup=False
+    )
+
+
+@alias_app.command("set")
+def alias_set(
+    ref: Annotated[str, typer.Argument(help=REF_HELP)],
+    alias: Annotated[str, typer.Argument(help="The alias, e.g. staging.")],
+) -> None:
+    """Point an alias at a version (protected aliases move only with `models promote`)."""
+    from shipyard.registry import api
+
+    with open_cli_store():
+        version = api.set_alias(ref, alias)
+    render.out().print(f"{version.name}@{alias} → version {version.version}", markup=False)
+
+
+@alias_app.command("rm")
+def alias_rm(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    alias: Annotated[str, typer.Argument(help="The alias to remove.")],
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Why; required for a protected alias.")
+    ] = None,
+) -> None:
+    """Remove an alias."""
+    from shipyard.registry import api
+
+    with open_cli_store():
+        held = api.delete_alias(name, alias, reason=reason)
+    render.out().print(f"removed {name}@{alias} (it held version {held})", markup=False)
+
+
+@app.command("policy")
+def policy(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    protect: Annotated[
+        list[str] | None, typer.Option("--protect", help="Protected alias; repeatable.")
+    ] = None,
+    maintainer: Annotated[
+        list[str] | None, typer.Option("--maintainer", help="Maintainer (OS user); repeatable.")
+    ] = None,
+    require: Annotated[
+        list[str] | None,
+        typer.Option("--require", help="Check a promotion needs, e.g. metric:accuracy."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+) -> None:
+    """Show a model's promotion policy, or change it (maintainers only)."""
+    from shipyard.registry import api
+
+    with open_cli_store() as store:
+        if protect is None and maintainer is None and require is None:
+            current = api.Policy.of(store.get_registered_model(name))
+        else:
+            current = api.set_policy(
+                name, protected_aliases=protect, maintainers=maintainer, required_checks=require
+            )
+    if as_json:
+        render.print_json(vars(current))
+        return
+    render.out().print(
+        render.key_value_table(
+            [
+                ("protected aliases", ", ".join(current.protected_aliases) or "-"),
+                ("maintainers", ", ".join(current.maintainers) or "anyone"),
+                ("required checks", ", ".join(current.required_checks) or "-"),
+            ]
+        )
+    )
