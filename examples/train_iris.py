@@ -1,8 +1,8 @@
 """Train a classifier on the iris data set that scikit-learn ships, track it with Shipyard and
 register it as a new version of the model "iris-clf".
 
-python examples/train_iris.py            # then: shipyard runs ls -e iris; shipyard models show iris-clf
-python examples/train_iris.py --alpha 0.5 --epochs 2      # a worse model, for the validation gate
+python examples/train_iris.py         # then: shipyard runs ls -e iris; shipyard models ls
+python examples/train_iris.py --alpha 0.5 --epochs 1   # a worse model, for the validation gate
 """
 
 from __future__ import annotations

@@ -33,7 +33,19 @@ _EXPORTS: dict[str, str] = {
     "get_metric_history": "shipyard.tracking.fluent",
     "search_runs": "shipyard.tracking.fluent",
     "delete_run": "shipyard.tracking.fluent",
+    "log_model": "shipyard.tracking.fluent",
     "ActiveRun": "shipyard.tracking.run",
+    # models and registry
+    "PythonModel": "shipyard.models",
+    "load_model": "shipyard.registry.api",
+    "register_model": "shipyard.registry.api",
+    "get_model_version": "shipyard.registry.api",
+    "set_alias": "shipyard.registry.api",
+    "promote": "shipyard.registry.api",
+    "validate": "shipyard.registry.validate",
+    "checks": "shipyard.validation",
+    "ModelVersion": "shipyard.store.entities",
+    "RegisteredModel": "shipyard.store.entities",
     # records
     "Run": "shipyard.store.entities",
     "Experiment": "shipyard.store.entities",
@@ -50,6 +62,8 @@ _EXPORTS: dict[str, str] = {
     "AlreadyExists": "shipyard.errors",
     "Conflict": "shipyard.errors",
     "StoreError": "shipyard.errors",
+    "PermissionDenied": "shipyard.errors",
+    "ValidationFailed": "shipyard.errors",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
@@ -73,14 +87,25 @@ if TYPE_CHECKING:
     from shipyard.errors import Conflict as Conflict
     from shipyard.errors import InvalidInput as InvalidInput
     from shipyard.errors import NotFound as NotFound
+    from shipyard.errors import PermissionDenied as PermissionDenied
     from shipyard.errors import ShipyardError as ShipyardError
     from shipyard.errors import StoreError as StoreError
+    from shipyard.errors import ValidationFailed as ValidationFailed
+    from shipyard.models import PythonModel as PythonModel
+    from shipyard.registry.api import get_model_version as get_model_version
+    from shipyard.registry.api import load_model as load_model
+    from shipyard.registry.api import promote as promote
+    from shipyard.registry.api import register_model as register_model
+    from shipyard.registry.api import set_alias as set_alias
+    from shipyard.registry.validate import validate as validate
     from shipyard.store import open_store as open_store
     from shipyard.store.base import Store as Store
     from shipyard.store.entities import Dataset as Dataset
     from shipyard.store.entities import Environment as Environment
     from shipyard.store.entities import Experiment as Experiment
     from shipyard.store.entities import Metric as Metric
+    from shipyard.store.entities import ModelVersion as ModelVersion
+    from shipyard.store.entities import RegisteredModel as RegisteredModel
     from shipyard.store.entities import Run as Run
     from shipyard.tracking.fluent import active_run as active_run
     from shipyard.tracking.fluent import batched as batched
@@ -95,6 +120,7 @@ if TYPE_CHECKING:
     from shipyard.tracking.fluent import log_figure as log_figure
     from shipyard.tracking.fluent import log_metric as log_metric
     from shipyard.tracking.fluent import log_metrics as log_metrics
+    from shipyard.tracking.fluent import log_model as log_model
     from shipyard.tracking.fluent import log_param as log_param
     from shipyard.tracking.fluent import log_params as log_params
     from shipyard.tracking.fluent import log_text as log_text
@@ -104,3 +130,4 @@ if TYPE_CHECKING:
     from shipyard.tracking.fluent import set_tags as set_tags
     from shipyard.tracking.fluent import start_run as start_run
     from shipyard.tracking.run import ActiveRun as ActiveRun
+    from shipyard.validation import checks as checks

@@ -158,6 +158,14 @@ def _signature_text(version: ModelVersion) -> Any:
     return render.key_value_table((c["name"], c["dtype"]) for c in sig["columns"])
 
 
+def _short(value: Any) -> str:
+    """Digests and run ids cut to 12 characters: enough to tell them apart in a table."""
+    text = str(value)
+    if len(text) in (32, 64) and all(c in "0123456789abcdef" for c in text):
+        return text[:12]
+    return text
+
+
 def _plain(value: Any) -> str:
     return "-" if value is None else str(value)
 
@@ -178,11 +186,14 @@ def history(
     if as_json:
         render.print_json([e.to_dict() for e in entries])
         return
-    t = render.table("when", "actor", "model", "version", "action", "details")
+    t = render.table("when (UTC)", "actor", "model", "version", "action", "details")
+    t.columns[0].no_wrap = True
     for e in entries:
-        details = ", ".join(f"{k}={val}" for k, val in e.details.items() if val is not None)
+        details = ", ".join(
+            f"{k}={_short(val)}" for k, val in e.details.items() if val not in (None, "", {})
+        )
         t.add_row(
-            render.iso_time(e.time) or "",
+            (render.iso_time(e.time) or "")[:19].replace("T", " "),
             e.actor,
             e.model,
             _plain(e.version),
@@ -213,6 +224,73 @@ def diff(
     for row in rows:
         t.add_row(row["kind"], row["key"], _plain(row["a"]), _plain(row["b"]))
     render.out().print(t if rows else Text("no differences", style="dim"))
+
+
+@app.command("validate")
+def validate(
+    ref: Annotated[str, typer.Argument(help=REF_HELP)],
+    data: Annotated[
+        str, typer.Option("--data", help="Validation data: a .parquet, .csv or .jsonl file.")
+    ],
+    target: Annotated[
+        str | None,
+        typer.Option("--target", help="Column with the true values (default: shipyard.yaml's)."),
+    ] = None,
+    baseline: Annotated[
+        str,
+        typer.Option(
+            "--baseline",
+            help="Version or @alias to compare with; 'none' for no baseline "
+            "(default: the holder of @production, or shipyard.yaml's baseline).",
+        ),
+    ] = "default",
+    config: Annotated[
+        str | None,
+        typer.Option("--config", help="The checks file (default: shipyard.yaml here or above)."),
+    ] = None,
+    slice_by: Annotated[
+        str | None, typer.Option("--slice-by", help="Also run the checks per value of a column.")
+    ] = None,
+    html: Annotated[
+        str | None, typer.Option("--html", help="Also write the HTML report to this file.")
+    ] = None,
+    trust: Annotated[
+        bool, typer.Option("--trust", help="Allow loading models whose format runs code.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Run the model's declared checks on data; store the report. Exit 0 only if all passed."""
+    from pathlib import Path
+
+    from shipyard.registry.validate import validate as run_validation
+
+    with open_cli_store():
+        report = run_validation(
+            ref,
+            data=data,
+            target=target,
+            baseline=baseline,
+            slice_by=slice_by,
+            trust=trust,
+            config=config,
+        )
+    if html:
+        Path(html).write_text(report.to_html(), encoding="utf-8")
+    if as_json:
+        render.print_json({**report.to_dict(), "validation_id": report.record.id})
+    else:
+        console = render.out()
+        console.print(report.to_table())
+        console.print(
+            Text.assemble(
+                "validation ",
+                str(report.record.id),
+                ": ",
+                render.status_text(report.status),
+            )
+        )
+    if report.status != "passed":
+        raise typer.Exit(1)
 
 
 @app.command("promote")
