@@ -106,3 +106,17 @@ def test_read_commands_need_a_store(cli, tmp_path, monkeypatch) -> None:  # type
     result = cli("models", "ls")
     assert result.exit_code == 1 and "no Shipyard store" in result.stderr
     assert not (tmp_path / "none").exists()
+
+
+def test_update_description_and_tags(cli, two_versions) -> None:  # type: ignore[no-untyped-def]
+    assert cli("models", "update", "iris-clf", "-d", "iris classifier").exit_code == 0
+    assert cli("models", "update", "iris-clf/2", "--tag", "owner=ann", "-d", "v2").exit_code == 0
+    model = cli("models", "show", "iris-clf", "--json").json()
+    version = cli("models", "show", "iris-clf/2", "--json").json()
+    assert model["description"] == "iris classifier"
+    assert version["tags"] == {"owner": "ann"} and version["description"] == "v2"
+    actions = [e["action"] for e in cli("models", "history", "iris-clf", "--json").json()]
+    assert actions[:2] == ["update_version", "update_model"]
+    bad = cli("models", "update", "iris-clf", "--tag", "novalue")
+    assert bad.exit_code == 2 and "KEY=VALUE" in bad.stderr
+    assert cli("models", "update", "iris-clf").exit_code == 2

@@ -170,6 +170,48 @@ def _plain(value: Any) -> str:
     return "-" if value is None else str(value)
 
 
+@app.command("update")
+def update(
+    ref: Annotated[str, typer.Argument(help=f"A model NAME, or {REF_HELP}")],
+    description: Annotated[
+        str | None, typer.Option("--description", "-d", help="New description.")
+    ] = None,
+    tag: Annotated[
+        list[str] | None, typer.Option("--tag", "-t", help="KEY=VALUE; repeatable.")
+    ] = None,
+) -> None:
+    """Change the description or tags of a model or of one version (audited)."""
+    from shipyard.registry import api
+    from shipyard.tracking.models import current_user
+
+    tags = {}
+    for item in tag or []:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise InvalidInput(f"--tag takes KEY=VALUE, got {item!r}")
+        tags[key] = value
+    if description is None and not tags:
+        raise InvalidInput("nothing to change: give --description and/or --tag")
+    with open_cli_store() as store:
+        if "/" not in ref.removeprefix("models:/") and "@" not in ref:
+            name = ref.removeprefix("models:/")
+            store.update_registered_model(
+                name, description=description, tags=tags, actor=current_user()
+            )
+            what = name
+        else:
+            version = api.resolve(store, parse_model_ref(ref))
+            store.update_model_version(
+                version.name,
+                version.version,
+                description=description,
+                tags=tags,
+                actor=current_user(),
+            )
+            what = f"{version.name}/{version.version}"
+    render.out().print(f"updated {what}", markup=False)
+
+
 @app.command("history")
 def history(
     name: Annotated[str | None, typer.Argument(help="Model name (default: every model).")] = None,
