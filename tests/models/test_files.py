@@ -50,6 +50,20 @@ def test_skops_files_with_foreign_types_need_trust(iris, tmp_path) -> None:  # t
     assert load_model(tmp_path / "m", trust=True).model.func is json.dumps
 
 
+def test_a_manifest_listing_foreign_types_as_safe_does_not_widen_trust(iris, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from sklearn.preprocessing import FunctionTransformer
+
+    X, _ = iris
+    save_model(FunctionTransformer(json.dumps).fit(X), tmp_path / "m")
+    manifest = tmp_path / "m" / "shipyard-model.json"
+    data = json.loads(manifest.read_text())
+    assert "json.dumps" in data["config"]["types"]  # listed at save time
+    data["config"]["types"] = ["sklearn.preprocessing._function_transformer.FunctionTransformer"]
+    manifest.write_text(json.dumps(data))
+    with pytest.raises(InvalidInput, match=r"json\.dumps.*trust=True"):
+        load_model(tmp_path / "m")
+
+
 class Doubler(PythonModel):
     def load(self, context):  # type: ignore[no-untyped-def]
         self.loaded_from = context["path"]

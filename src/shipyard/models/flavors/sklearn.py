@@ -30,11 +30,24 @@ class SklearnFlavor(Flavor):
         sio.dump(model, folder / self.FILE)
         import sklearn
 
-        return {"file": self.FILE, "sklearn_version": sklearn.__version__}
+        # Listing the file's types now saves every load a second pass over the file.
+        types = sorted(sio.get_untrusted_types(file=folder / self.FILE))
+        return {"file": self.FILE, "sklearn_version": sklearn.__version__, "types": types}
 
     def load(self, folder: Path, config: dict[str, Any], trust: bool) -> Any:
         sio: Any = require("skops.io", "models")
         path = folder / config.get("file", self.FILE)
+        listed = config.get("types")
+        if isinstance(listed, list) and all(isinstance(t, str) for t in listed):
+            # The manifest cannot widen trust: only safe types are passed unless trust=True,
+            # and skops itself refuses any type in the file that is not passed.
+            trusted = listed if trust else [t for t in listed if t.startswith(SAFE_PREFIXES)]
+            from skops.io.exceptions import UntrustedTypesFoundException
+
+            try:
+                return sio.load(path, trusted=trusted)
+            except UntrustedTypesFoundException:
+                pass  # the file holds other types than listed: say which, below
         found = sio.get_untrusted_types(file=path)
         unsafe = [t for t in found if not t.startswith(SAFE_PREFIXES)]
         if unsafe and not trust:
