@@ -78,6 +78,19 @@ def test_policy(cli, two_versions, monkeypatch) -> None:  # type: ignore[no-unty
     denied = cli("models", "policy", "iris-clf", "--maintainer", "mallory")
     assert denied.exit_code == 1 and "not a maintainer" in denied.stderr
     assert "metric:accuracy" in cli("models", "policy", "iris-clf").stdout
+    monkeypatch.setenv("LOGNAME", "alice")
+    # flags add and remove; a typo adds an alias instead of unprotecting production
+    edited = cli("models", "policy", "iris-clf", "--protect", "Production", "--maintainer",
+                 "bob", "--unrequire", "metric:accuracy", "--json").json()  # fmt: skip
+    assert edited["protected_aliases"] == ["production", "Production"]
+    assert edited["maintainers"] == ["alice", "bob"] and edited["required_checks"] == []
+    wrong = cli("models", "policy", "iris-clf", "--unprotect", "staging")
+    assert wrong.exit_code == 2 and "not a protected alias" in wrong.stderr
+    typo = cli("models", "policy", "iris-clf", "--require", "metrc:acc")
+    assert typo.exit_code == 2 and "unknown required check" in typo.stderr
+    entry = cli("models", "history", "iris-clf", "--json").json()[0]
+    assert entry["action"] == "update_model"
+    assert entry["details"]["policy_was"]["required_checks"] == ["metric:accuracy"]
 
 
 @pytest.mark.parametrize(
@@ -120,3 +133,13 @@ def test_update_description_and_tags(cli, two_versions) -> None:  # type: ignore
     bad = cli("models", "update", "iris-clf", "--tag", "novalue")
     assert bad.exit_code == 2 and "KEY=VALUE" in bad.stderr
     assert cli("models", "update", "iris-clf").exit_code == 2
+
+
+def test_validate_html_into_a_missing_folder_is_bad_input(cli, two_versions, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    X.assign(target=Y).to_csv(tmp_path / "d.csv", index=False)
+    result = cli(
+        "models", "validate", "iris-clf/1", "--data", str(tmp_path / "d.csv"), "--target",
+        "target", "--html", str(tmp_path / "nodir" / "r.html"),
+    )  # fmt: skip
+    assert result.exit_code == 2 and "does not exist" in result.stderr
+    assert two_versions.store.list_validations("iris-clf") == []

@@ -101,3 +101,11 @@ def test_missing_onnxruntime_names_the_extra(tmp_path, monkeypatch) -> None:  # 
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import onnxruntime now fails
     with pytest.raises(MissingDependency, match=r"pip install 'shipyard\[onnx\]'"):
         load_model(tmp_path / "m")
+
+
+def test_an_example_the_graph_cannot_take_is_refused_at_save(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    model = linear_model()
+    example = np.ones((2, 3), dtype=np.float64)  # the graph takes float32
+    with pytest.raises(InvalidInput, match="cannot predict on its own input example"):
+        save_model(model, tmp_path / "m", input_example=example)
+    assert not (tmp_path / "m").exists()

@@ -139,3 +139,9 @@ def test_missing_torch_names_the_extra(tmp_path, monkeypatch) -> None:  # type: 
     monkeypatch.setitem(sys.modules, "torch", None)  # import torch now fails
     with pytest.raises(MissingDependency, match=r"pip install 'shipyard\[torch\]'"):
         load_model(tmp_path / "m")
+
+
+def test_an_example_the_weights_cannot_take_is_refused_at_save(X, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(InvalidInput, match="cannot predict on its own input example"):
+        save_model(TinyNet(), tmp_path / "m", input_example=X.astype("float64"))
+    assert not (tmp_path / "m").exists()

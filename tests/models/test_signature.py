@@ -113,3 +113,85 @@ def test_bad_inputs_and_bad_signature_json(bad) -> None:  # type: ignore[no-unty
             Signature.from_dict(bad)
         else:
             sig.enforce(bad)
+
+
+@pytest.fixture
+def nullable() -> pd.DataFrame:
+    """What ``convert_dtypes()`` (or a Parquet file read as nullable) gives."""
+    return pd.DataFrame(
+        {
+            "f": [1.5, None, 2.0],
+            "n": [1, None, 3],
+            "i": [1, 2, 3],
+            "ok": [True, False, True],
+            "s": ["a", None, "c"],
+        }
+    ).convert_dtypes()
+
+
+def test_infer_nullable_columns_as_their_numpy_dtype(nullable: pd.DataFrame) -> None:
+    assert [str(t) for t in nullable.dtypes] == ["Float64", "Int64", "Int64", "boolean", "string"]
+    want = [("f", "float64"), ("n", "int64"), ("i", "int64"), ("ok", "bool"), ("s", "string")]
+    assert [(c.name, c.dtype) for c in infer_signature(nullable).inputs] == want
+    pytest.importorskip("pyarrow")
+    arrow = nullable.astype(
+        {"f": "double[pyarrow]", "n": "int64[pyarrow]", "i": "int64[pyarrow]",
+         "ok": "bool[pyarrow]", "s": "string[pyarrow]"}
+    )  # fmt: skip
+    assert [(c.name, c.dtype) for c in infer_signature(arrow).inputs] == want
+
+
+@pytest.mark.parametrize("backend", ["numpy_nullable", "pyarrow"])
+def test_enforce_turns_nullable_columns_into_numpy_ones(
+    nullable: pd.DataFrame, backend: str
+) -> None:
+    if backend == "pyarrow":
+        pytest.importorskip("pyarrow")
+        nullable = nullable.convert_dtypes(dtype_backend="pyarrow")
+    sig = Signature(
+        (
+            ColumnSpec("f", "float64"),
+            ColumnSpec("n", "float64"),  # Int64 with a missing value: a float can hold NaN
+            ColumnSpec("i", "int64"),
+            ColumnSpec("ok", "bool"),
+            ColumnSpec("s", "string"),
+        )
+    )
+    out = sig.enforce(nullable)
+    assert [str(t) for t in out.dtypes] == ["float64", "float64", "int64", "bool", "object"]
+    assert np.isnan(out["f"][1]) and np.isnan(out["n"][1])
+    missing_text = out["s"][1]  # NaN, as text read from a CSV has, not pd.NA
+    assert out["s"][0] == "a" and isinstance(missing_text, float) and np.isnan(missing_text)
+
+
+def test_a_missing_value_an_int_column_cannot_hold_is_refused(nullable: pd.DataFrame) -> None:
+    sig = Signature((ColumnSpec("n", "int64"), ColumnSpec("i", "int64")))
+    with pytest.raises(InvalidInput) as caught:
+        sig.enforce(nullable)
+    assert caught.value.message == (
+        "model input has missing values: 'n' has missing values in 1 row; "
+        "the model takes int64, which cannot hold them"
+    )
+    assert sig.enforce(nullable.dropna())["n"].dtype == "int64"
+
+
+def test_categorical_columns_are_named_as_such() -> None:
+    sig = Signature((ColumnSpec("colour", "float64"),))
+    with pytest.raises(InvalidInput, match="'colour' is category, the model takes float64"):
+        sig.enforce(pd.DataFrame({"colour": pd.Categorical([1.0, 2.0])}))
+
+
+def test_duplicate_columns_are_refused_by_name() -> None:
+    sig = Signature((ColumnSpec("a", "float64"), ColumnSpec("b", "float64")))
+    frame = pd.DataFrame([[1.0, 2.0, 3.0, 4.0]], columns=["a", "b", "a", "c"])
+    with pytest.raises(InvalidInput, match=r"model input has duplicate columns: a$"):
+        sig.enforce(frame)
+
+
+@pytest.mark.parametrize(
+    ("array", "got"), [(np.ones((2, 3)), "got 3"), (np.ones(2), r"got an array of shape \(2,\)")]
+)
+def test_a_matrix_of_the_wrong_width_says_how_many_columns(array: np.ndarray, got: str) -> None:
+    sig = Signature((ColumnSpec("a", "float64"), ColumnSpec("b", "float64")))
+    with pytest.raises(InvalidInput, match=rf"expected 2 columns \(a, b\), {got}"):
+        sig.enforce(array)

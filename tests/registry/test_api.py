@@ -16,6 +16,7 @@ from shipyard.errors import (
     ValidationFailed,
 )
 from shipyard.registry import api
+from shipyard.registry.policy import Policy
 
 X, Y = load_iris(return_X_y=True, as_frame=True)
 
@@ -136,7 +137,13 @@ def test_promotion_needs_a_passing_validation_against_the_holder(tracking, as_us
     _log(0.5)
     _log(0.1)
     api.promote("iris-clf/1", force=True, reason="bootstrap")
-    report = {"status": "passed", "results": [{"name": "metric:accuracy", "status": "passed"}]}
+    report = {
+        "status": "passed",
+        "results": [
+            {"name": "metric:accuracy", "status": "passed"},
+            {"name": "no_regression:accuracy", "status": "passed"},
+        ],
+    }
     # passing, but against the wrong holder
     store.add_validation(
         "iris-clf", 2, status="passed", checks=["x"], report=report, baseline_version=None
@@ -163,12 +170,55 @@ def test_promotion_needs_a_passing_validation_against_the_holder(tracking, as_us
     ):
         api.promote("iris-clf/3")
     # required checks must be among the passed ones
-    api.set_policy("iris-clf", required_checks=["no_regression:accuracy"])
+    api.set_policy("iris-clf", required_checks=["latency"])
     store.add_validation(
         "iris-clf", 3, status="passed", checks=["x"], report=report, baseline_version=2
     )
-    with pytest.raises(ValidationFailed, match="required checks \\(no_regression:accuracy\\)"):
+    with pytest.raises(ValidationFailed, match="that includes latency"):
         api.promote("iris-clf/3")
+
+
+def _spec_report(**limits):  # type: ignore[no-untyped-def]
+    spec = {"metric": "accuracy", "min": None, "max": None, "min_rows": 30, **limits}
+    return {
+        "status": "passed",
+        "results": [{"name": "metric:accuracy", "status": "passed", "slice": None, "spec": spec}],
+    }
+
+
+def test_the_floor_and_required_specs(tracking, as_user) -> None:  # type: ignore[no-untyped-def]
+    store = sy.open_store(tracking.uri)
+    _log()
+    custom_only = {"status": "passed", "results": [{"name": "looks_fine", "status": "passed"}]}
+    store.add_validation("iris-clf", 1, status="passed", checks=["x"], report=custom_only)
+    with pytest.raises(ValidationFailed, match="includes a metric check"):
+        api.promote("iris-clf/1")
+    api.set_policy("iris-clf", required_checks=[{"metric": "accuracy", "min": 0.9}])
+    assert Policy.of(store.get_registered_model("iris-clf")).required_checks == [
+        {"metric": "accuracy", "min": 0.9, "max": None, "min_rows": 30}
+    ]
+    store.add_validation("iris-clf", 1, status="passed", checks=["x"], report=_spec_report(min=0.5))
+    with pytest.raises(ValidationFailed, match=r"metric=accuracy, min=0\.9"):
+        api.promote("iris-clf/1")
+    store.add_validation(
+        "iris-clf", 1, status="passed", checks=["x"], report=_spec_report(min=0.95)
+    )
+    assert api.promote("iris-clf/1").version == 1  # stricter than required is fine
+
+
+@pytest.mark.parametrize(
+    ("required", "message"),
+    [
+        (["metrc:acc"], "unknown required check 'metrc:acc'"),
+        (["metric:acc"], "unknown metric 'acc'"),
+        ([{"metric": "accuracy", "min": "high"}], "min"),
+        ([{"speed": 1}], "must name one check"),
+    ],
+)
+def test_bad_required_checks(tracking, as_user, required, message) -> None:  # type: ignore[no-untyped-def]
+    _log()
+    with pytest.raises(InvalidInput, match=message):
+        api.set_policy("iris-clf", required_checks=required)
 
 
 def test_policy_is_changed_by_maintainers_only(tracking, as_user) -> None:  # type: ignore[no-untyped-def]
@@ -180,9 +230,11 @@ def test_policy_is_changed_by_maintainers_only(tracking, as_user) -> None:  # ty
     as_user("mallory")
     with pytest.raises(PermissionDenied, match="not a maintainer"):
         api.set_policy("iris-clf", maintainers=["mallory"])
-    with pytest.raises(InvalidInput, match="list of non-empty strings"):
-        as_user("alice")
+    as_user("alice")
+    with pytest.raises(InvalidInput, match="must be a list of strings"):
         api.set_policy("iris-clf", maintainers="alice")  # type: ignore[arg-type]
+    with pytest.raises(InvalidInput, match="no maintainers"):
+        api.set_policy("iris-clf", maintainers=[])
 
 
 def test_removing_a_protected_alias_needs_a_reason(tracking, as_user) -> None:  # type: ignore[no-untyped-def]

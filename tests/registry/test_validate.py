@@ -116,8 +116,13 @@ def test_checks_from_shipyard_yaml(tracking, tmp_path) -> None:  # type: ignore[
 @pytest.mark.parametrize(
     ("yaml_text", "error", "message"),
     [
-        (None, NotFound, "no shipyard.yaml"),
-        ("models: {}\n", NotFound, "declares no checks for model 'cancer'"),
+        (None, InvalidInput, "no shipyard.yaml"),
+        ("models: {}\n", InvalidInput, "declares no checks for model 'cancer'"),
+        (
+            "models:\n  cancer:\n    basline: none\n    checks: [predictions_valid]\n",
+            InvalidInput,
+            "unknown keys basline",
+        ),
         ("models:\n  cancer:\n    checks: []\n", InvalidInput, "checks is empty"),
         ("models:\n  cancer:\n    checks: [speed]\n", InvalidInput, "unknown check 'speed'"),
         ("models:\n  cancer:\n    checks:\n      - metric: accurcy\n", InvalidInput, "accurcy"),
@@ -141,7 +146,8 @@ def test_bad_check_files(tracking, tmp_path, yaml_text, error, message) -> None:
     [
         ({"target": "nope"}, InvalidInput, "nope"),
         ({"data": FRAME.drop(columns=["mean_radius"])}, InvalidInput, "mean_radius"),
-        ({"data": "missing.parquet"}, NotFound, "missing.parquet"),
+        ({"data": "missing.parquet"}, InvalidInput, "missing.parquet"),
+        ({"baseline": "@prodution"}, NotFound, "no alias 'prodution'"),
         ({"data": 42}, InvalidInput, "DataFrame"),
         ({"checks": []}, InvalidInput, "no checks"),
         ({"baseline": "cancer/1"}, InvalidInput, "its own baseline"),
@@ -166,3 +172,19 @@ def test_data_files(tracking, tmp_path) -> None:  # type: ignore[no-untyped-def]
     (tmp_path / "d.txt").write_text("x")
     with pytest.raises(InvalidInput, match=r"\.parquet, \.csv or \.jsonl"):
         sy.validate("cancer/1", data=tmp_path / "d.txt", target="target", checks=CHECKS)
+
+
+def test_custom_checks_import_from_the_project_folder(tracking, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    _register(_good())
+    project = tmp_path / "project"  # not the working folder, so not importable by chance
+    project.mkdir()
+    (project / "projchecks.py").write_text(
+        "def enough_positives(ctx):\n    return int((ctx.y == 1).sum()) > 10\n"
+    )
+    (project / "shipyard.yaml").write_text(
+        "models:\n  cancer:\n    target: target\n    checks:\n"
+        "      - metric: accuracy\n        min: 0.5\n"
+        "      - custom: projchecks:enough_positives\n"
+    )
+    report = sy.validate("cancer/1", data=FRAME, config=project / "shipyard.yaml")
+    assert {r.name: r.status for r in report.results}["enough_positives"] == "passed"

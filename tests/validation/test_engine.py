@@ -208,3 +208,136 @@ def test_predictions_of_the_wrong_length_fail_checks_without_a_crash(iris: Any) 
     assert "100 predictions for 150 rows" in report.results[0].message
     assert report.metrics == {"candidate": {"accuracy": None, "f1": None}}
     assert "no plots" in report.diagnostics["notes"][0]
+
+
+def test_a_report_on_too_few_rows_cannot_pass(iris: Any, iris_models: Any) -> None:
+    few = iris.head(2)
+    report = validate_models(
+        iris_models["good"],
+        few,
+        target="species",
+        checks=[
+            checks.predictions_valid(),
+            checks.signature_compatible(),
+            checks.latency(p95_ms=5_000, max_calls=20),
+            lambda ctx: True,
+        ],
+    )
+    # each check says what it found; the report still cannot pass on 2 rows
+    assert [r.status for r in report.results[:-1]] == ["passed"] * 4
+    size = report.results[-1]
+    assert (size.name, size.status) == ("data_size", "inconclusive")
+    assert size.message == "only 2 rows: at least 30 are needed for a validation to pass"
+    assert size.figures == {"rows": 2, "min_rows": 30}
+    assert report.status == "inconclusive" and report.to_dict()["rows"] == 2
+
+
+def test_enough_rows_add_no_data_size_result(iris: Any, iris_models: Any) -> None:
+    report = validate_models(
+        iris_models["good"], iris.head(30), target="species", checks=[checks.predictions_valid()]
+    )
+    assert [r.name for r in report.results] == ["predictions_valid"]
+
+
+def _never(ctx: Any) -> bool:
+    raise AssertionError("no check may run")
+
+
+def test_target_labels_of_another_kind_than_the_models_are_refused(
+    iris: Any, iris_models: Any
+) -> None:
+    coded = iris.assign(species=iris["species"].map({"setosa": 0, "versicolor": 1, "virginica": 2}))
+    with pytest.raises(InvalidInput) as caught:
+        validate_models(
+            iris_models["good"], coded, target="species", checks=[_never],
+            candidate_label="iris-clf/3",
+        )  # fmt: skip
+    assert caught.value.message == (
+        "the target 'species' does not hold the labels iris-clf/3 predicts: the target's are "
+        "0, 1, 2 (numbers); iris-clf/3's are 'setosa', 'versicolor', 'virginica' (strings)"
+    )
+    # labels of the same kind that share none: strings the model never saw
+    renamed = iris.assign(species=iris["species"].str.upper())
+    with pytest.raises(InvalidInput, match="the target's are 'SETOSA', 'VERSICOLOR'"):
+        validate_models(iris_models["good"], renamed, target="species", checks=[_never])
+    # the baseline's labels count too
+    numeric = loaded(Fixed([]))
+    numeric.model.classes_ = np.array([0, 1, 2])
+    with pytest.raises(InvalidInput, match="the baseline's are 0, 1, 2"):
+        validate_models(
+            iris_models["good"], iris, target="species", baseline=numeric, checks=[_never]
+        )
+
+
+def test_data_the_candidates_signature_refuses_is_refused_up_front(
+    iris: Any, iris_models: Any
+) -> None:
+    bad = iris.assign(**{"sepal length (cm)": "tall"})
+    with pytest.raises(InvalidInput) as caught:
+        validate_models(
+            iris_models["good"],
+            bad,
+            target="species",
+            checks=[_never],
+            candidate_label="iris-clf/3",
+        )
+    assert caught.value.message == (
+        "the validation data does not fit iris-clf/3's signature: model input has the wrong "
+        "types: 'sepal length (cm)' is string, the model takes float64"
+    )
+    with pytest.raises(InvalidInput, match="does not fit the candidate's signature"):
+        validate_models(iris_models["good"], bad, target="species", checks=[_never])
+
+
+def test_a_classification_metric_of_a_continuous_target_is_refused(
+    diabetes: Any, diabetes_models: Any
+) -> None:
+    # the diabetes target is whole numbers held as floats: many of them, and a regressor
+    with pytest.raises(InvalidInput) as caught:
+        validate_models(
+            diabetes_models["good"],
+            diabetes,
+            target="progression",
+            checks=[checks.metric("accuracy", min=0.5), _never],
+        )
+    assert caught.value.message.startswith(
+        "accuracy is a classification metric, but the target 'progression' holds 214 distinct "
+        "numbers (25.0, 31.0, 37.0, 39.0, 40.0, ...) and the candidate has no classes_: "
+        "is it a regression?"
+    )
+    halves = diabetes.assign(progression=diabetes["progression"] + 0.5)
+    with pytest.raises(InvalidInput, match=r"the task is classification, .* continuous numbers"):
+        validate_models(
+            diabetes_models["good"],
+            halves,
+            target="progression",
+            task="classification",
+            checks=[_never],
+        )
+
+
+def test_nullable_columns_validate_like_numpy_ones(iris: Any, iris_models: Any) -> None:
+    data = iris.convert_dtypes()  # Float64 features, string target and country
+    assert str(data["sepal length (cm)"].dtype) == "Float64"
+    report = validate_models(
+        iris_models["good"],
+        data,
+        target="species",
+        slice_by="country",
+        checks=[checks.metric("accuracy", min=0.9), checks.signature_compatible()],
+    )
+    assert report.status == "passed", report.to_dict()["results"]
+
+
+def test_plots_that_cannot_be_computed_leave_a_note(iris: Any) -> None:
+    # no classes_, and integer predictions of a string target: sklearn's confusion matrix
+    # refuses the mix of label types
+    report = validate_models(
+        loaded(Fixed(np.zeros(150, dtype=int))),
+        iris,
+        target="species",
+        checks=[checks.predictions_valid()],
+    )
+    assert report.diagnostics["confusion"] is None
+    assert report.diagnostics["notes"][0].startswith("no confusion matrix: ValueError: Mix")
+    assert report.results[0].status == "failed"

@@ -102,7 +102,11 @@ def test_tiny_data_is_inconclusive_not_passed(iris: Any, iris_models: Any) -> No
         baseline=iris_models["good"],
         checks=[checks.no_regression("accuracy"), checks.metric("accuracy", min=0.5)],
     )
-    assert [r.status for r in report.results] == ["inconclusive", "inconclusive"]
+    assert [(r.name, r.status) for r in report.results] == [
+        ("no_regression:accuracy", "inconclusive"),
+        ("metric:accuracy", "inconclusive"),
+        ("data_size", "inconclusive"),
+    ]
     assert "only 18 rows" in report.results[0].message
     assert report.results[1].figures["value"] == pytest.approx(1.0)
 

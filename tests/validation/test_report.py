@@ -10,6 +10,7 @@ import sys
 from typing import Any
 
 import pytest
+from validation_helpers import Fixed, loaded
 
 from shipyard.errors import InvalidInput, ValidationFailed
 from shipyard.validation import CheckResult, ValidationReport, checks, validate_models
@@ -150,3 +151,63 @@ def test_without_matplotlib_the_page_says_so(
     page = report.to_html()
     assert "data:image" not in page
     assert "Plots need matplotlib" in page and "predictions_valid" in page
+
+
+def test_a_plot_that_cannot_be_drawn_leaves_a_note() -> None:
+    pytest.importorskip("matplotlib")
+    broken = {"confusion": {"labels": ["a", "b"], "matrix": "not a matrix"}, "notes": []}
+    report = ValidationReport(
+        [CheckResult("c", "passed")], "m/1", None, "classification", "y", 40, diagnostics=broken
+    )
+    page = report.to_html()
+    assert "data:image" not in page
+    assert "the confusion matrix could not be drawn: " in page
+
+
+def test_differences_are_positive_when_the_candidate_is_better(
+    diabetes: Any, diabetes_models: Any
+) -> None:
+    report = validate_models(
+        diabetes_models["good"],
+        diabetes,
+        target="progression",
+        baseline=diabetes_models["mean"],
+        checks=[checks.no_regression("rmse")],
+    )
+    check = report.results[0]
+    assert check.figures["difference"] > 0  # lower rmse: better
+    page = report.to_html()
+    assert "<th>difference (positive: candidate better)</th>" in page
+    cell = re.search(
+        r"<td>rmse</td>(?:<td class='num'>[^<]*</td>){2}<td class='num'>([^<]*)<", page
+    )
+    assert cell is not None
+    assert cell.group(1) == f"{check.figures['difference']:+.4g} (better)"
+
+
+def test_the_calibration_curve_shows_the_baseline_too(report: ValidationReport) -> None:
+    pytest.importorskip("matplotlib")
+    from matplotlib.figure import Figure
+
+    from shipyard.validation.plots import _draw_calibration
+
+    found = report.diagnostics
+    assert found["calibration_baseline"]["kind"] == found["calibration"]["kind"]
+    fig = _draw_calibration(Figure, found, (report.candidate, report.baseline))
+    labels = [line.get_label() for line in fig.axes[0].get_lines()]
+    assert labels == ["perfectly calibrated", "iris-clf/4", "iris-clf/3"]
+
+
+def test_a_baseline_without_probabilities_is_noted(iris: Any, iris_models: Any) -> None:
+    report = validate_models(
+        iris_models["good"],
+        iris,
+        target="species",
+        baseline=loaded(Fixed(iris["species"].to_numpy())),
+        checks=[checks.predictions_valid()],
+    )
+    assert "calibration" in report.diagnostics
+    assert report.diagnostics["calibration_baseline"] is None
+    assert report.diagnostics["notes"] == [
+        "no calibration curve of the baseline: it has no predict_proba"
+    ]

@@ -30,10 +30,12 @@ def list_models(
     as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """List registered models with their latest version and aliases."""
+    from shipyard.registry.policy import Policy
+
     with open_cli_store() as store:
         models = store.list_registered_models()
     if as_json:
-        render.print_json([m.to_dict() for m in models])
+        render.print_json([{**m.to_dict(), "policy": Policy.of(m).to_dict()} for m in models])
         return
     t = render.table("name", "latest", "aliases", "updated", "description")
     for m in models:
@@ -110,14 +112,14 @@ def show(
 
 
 def _show_model(store: Store, name: str, as_json: bool) -> None:
-    from shipyard.registry.api import Policy
+    from shipyard.registry.policy import Policy
 
     model = store.get_registered_model(name)
     versions = store.list_model_versions(name)
     policy = Policy.of(model)
     if as_json:
         data = model.to_dict()
-        data["policy"] = vars(policy)
+        data["policy"] = policy.to_dict()
         data["versions"] = [
             {k: val for k, val in v.to_dict().items() if k != "files"} for v in versions
         ]
@@ -130,9 +132,7 @@ def _show_model(store: Store, name: str, as_json: bool) -> None:
                 ("model", model.name),
                 ("description", model.description or "-"),
                 ("created", f"{render.iso_time(model.created_at)} by {model.created_by}"),
-                ("protected aliases", ", ".join(policy.protected_aliases) or "-"),
-                ("maintainers", ", ".join(policy.maintainers) or "anyone"),
-                ("required checks", ", ".join(policy.required_checks) or "-"),
+                *_policy_rows(policy),
             ]
         )
     )
@@ -306,6 +306,8 @@ def validate(
 
     from shipyard.registry.validate import validate as run_validation
 
+    if html and not Path(html).resolve().parent.is_dir():
+        raise InvalidInput(f"--html {html}: the folder {str(Path(html).parent)!r} does not exist")
     with open_cli_store():
         report = run_validation(
             ref,
@@ -395,36 +397,74 @@ def alias_rm(
 def policy(
     name: Annotated[str, typer.Argument(help="Model name.")],
     protect: Annotated[
-        list[str] | None, typer.Option("--protect", help="Protected alias; repeatable.")
+        list[str] | None, typer.Option("--protect", help="Protect an alias; repeatable.")
+    ] = None,
+    unprotect: Annotated[
+        list[str] | None, typer.Option("--unprotect", help="Stop protecting an alias.")
     ] = None,
     maintainer: Annotated[
-        list[str] | None, typer.Option("--maintainer", help="Maintainer (OS user); repeatable.")
+        list[str] | None, typer.Option("--maintainer", help="Add a maintainer (OS user name).")
+    ] = None,
+    remove_maintainer: Annotated[
+        list[str] | None, typer.Option("--remove-maintainer", help="Remove a maintainer.")
     ] = None,
     require: Annotated[
         list[str] | None,
-        typer.Option("--require", help="Check a promotion needs, e.g. metric:accuracy."),
+        typer.Option("--require", help="Require a check by name, e.g. no_regression:accuracy."),
+    ] = None,
+    unrequire: Annotated[
+        list[str] | None, typer.Option("--unrequire", help="Drop a required check.")
+    ] = None,
+    checks_from: Annotated[
+        str | None,
+        typer.Option(
+            "--checks-from",
+            help="Require exactly the checks (with their limits) that this shipyard.yaml "
+            "declares for the model.",
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
-    """Show a model's promotion policy, or change it (maintainers only)."""
+    """Show a model's promotion policy, or change it (maintainers only; audited)."""
+    from pathlib import Path
+
     from shipyard.registry import api
+    from shipyard.registry.policy import Policy, edited
 
     with open_cli_store() as store:
-        if protect is None and maintainer is None and require is None:
-            current = api.Policy.of(store.get_registered_model(name))
-        else:
-            current = api.set_policy(
-                name, protected_aliases=protect, maintainers=maintainer, required_checks=require
+        current = Policy.of(store.get_registered_model(name))
+        changes = (protect, unprotect, maintainer, remove_maintainer, require, unrequire)
+        if checks_from is not None or any(changes):
+            replace = None
+            if checks_from is not None:
+                from shipyard.registry.config import load_model_checks
+
+                replace = [c.spec() for c in load_model_checks(name, Path(checks_from)).checks]
+            current = api.save_policy(
+                name,
+                edited(
+                    current,
+                    protect=protect or (),
+                    unprotect=unprotect or (),
+                    add_maintainers=maintainer or (),
+                    remove_maintainers=remove_maintainer or (),
+                    require=require or (),
+                    unrequire=unrequire or (),
+                    replace_required=replace,
+                ),
             )
     if as_json:
-        render.print_json(vars(current))
+        render.print_json(current.to_dict())
         return
-    render.out().print(
-        render.key_value_table(
-            [
-                ("protected aliases", ", ".join(current.protected_aliases) or "-"),
-                ("maintainers", ", ".join(current.maintainers) or "anyone"),
-                ("required checks", ", ".join(current.required_checks) or "-"),
-            ]
-        )
-    )
+    render.out().print(render.key_value_table(_policy_rows(current)))
+
+
+def _policy_rows(policy: Any) -> list[tuple[str, Any]]:
+    from shipyard.registry.policy import describe
+
+    required = "; ".join(describe(r) for r in policy.required_checks)
+    return [
+        ("protected aliases", ", ".join(policy.protected_aliases) or "-"),
+        ("maintainers", ", ".join(policy.maintainers) or "anyone"),
+        ("required checks", required or "the floor: no_regression against the holder"),
+    ]

@@ -54,8 +54,32 @@ def save_model(model: Any, path: str | Path, *, input_example: Any = None) -> Mo
         python=platform.python_version(),
         created_at=time.time(),
     )
+    if signature is not None and flavor.name in CHECKED_AT_SAVE:
+        _check_example(folder, info, input_example)
     (folder / MANIFEST).write_text(json.dumps(info.to_dict(), indent=2))
     return info
+
+
+# Flavors whose models take only the exact dtype their graph or weights have: a model saved
+# with an example it cannot take would never predict on input matching its own signature.
+CHECKED_AT_SAVE = ("torch", "onnx")
+
+
+def _check_example(folder: Path, info: ModelInfo, example: Any) -> None:
+    import shutil
+
+    assert info.signature is not None
+    try:
+        loaded = flavor_named(info.flavor).load(folder, info.config, True)  # written just now
+        loaded.predict(info.signature.enforce(example))
+    except Exception as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise InvalidInput(
+            f"the {info.flavor} model cannot predict on its own input example, so it could "
+            f"never take input matching the signature inferred from it ({exc}); pass an "
+            "example of the dtype and shape the model takes (e.g. float32 for most PyTorch "
+            "and ONNX models: X[:5].astype('float32'))"
+        ) from None
 
 
 class LoadedModel:

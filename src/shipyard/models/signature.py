@@ -5,6 +5,10 @@ dtype and a shape (an array input; ``None`` marks a dimension of any size, such 
 batch). Enforcing it turns what a caller sent into exactly what the model was trained on, or
 raises InvalidInput saying which column or dimension is wrong. Only safe casts are made
 (int32 -> int64, int -> float, float32 -> float64), never lossy ones (float -> int).
+
+pandas' nullable columns (Float64, Int64, boolean, string; Arrow-backed ones from Parquet)
+count as their numpy dtype, and enforcing turns them into it: a missing value becomes NaN
+in a float column, and is refused in an int or bool column, which cannot hold one.
 """
 
 from __future__ import annotations
@@ -113,7 +117,9 @@ def _dtype_name(dtype: Any, values: Any) -> str:
     np: Any = require("numpy", "data")
     kind = getattr(dtype, "kind", "O")
     if kind in "biuf":
-        return str(np.dtype(dtype).name)
+        # a nullable extension dtype (Float64, Int64, boolean, int64[pyarrow]) has a
+        # numpy_dtype; np.dtype() of the extension dtype itself raises TypeError
+        return str(np.dtype(getattr(dtype, "numpy_dtype", dtype)).name)
     if kind == "M":
         return DATETIME
     if str(dtype) in ("string", "str") or kind in "US":
@@ -125,48 +131,109 @@ def _dtype_name(dtype: Any, values: Any) -> str:
     return OBJECT
 
 
+def _described(series: Any) -> str:
+    """A column's type for a message: its signature dtype, or "category"."""
+    return "category" if str(series.dtype) == "category" else _dtype_name(series.dtype, series)
+
+
+def _listed(names: Sequence[str], limit: int = 10) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")
+
+
 def _enforce_columns(columns: tuple[ColumnSpec, ...], data: Any) -> Any:
     np: Any = require("numpy", "data")
-    if isinstance(data, np.ndarray) and data.ndim == 2 and data.shape[1] == len(columns):
-        pd: Any = require("pandas", "data")
-        data = pd.DataFrame(data, columns=[c.name for c in columns])
+    pd: Any = require("pandas", "data")
+    taken = [c.name for c in columns]
+    if isinstance(data, np.ndarray):
+        width = data.shape[1] if data.ndim == 2 else None
+        if width != len(columns):
+            got = f"{width}" if width is not None else f"an array of shape {data.shape}"
+            raise InvalidInput(
+                f"model input: expected {len(columns)} columns ({_listed(taken)}), got {got}"
+            )
+        data = pd.DataFrame(data, columns=taken)
     frame = _as_frame(data)
     names = [str(c) for c in frame.columns]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise InvalidInput(f"model input has duplicate columns: {', '.join(dupes)}")
     missing = [c.name for c in columns if c.required and c.name not in names]
     if missing:
         raise InvalidInput(
             f"model input is missing column{'s' * (len(missing) > 1)} {', '.join(missing)} "
-            f"(the model takes: {', '.join(c.name for c in columns)})"
+            f"(the model takes: {', '.join(taken)})"
         )
     frame = frame.rename(columns=str)
     present = [c for c in columns if c.name in names]
     out = frame[[c.name for c in present]].copy()  # extra columns are left out
-    wrong = []
+    wrong, holes = [], []
     for spec in present:
-        converted = _convert(out[spec.name], spec.dtype)
+        column = out[spec.name]
+        converted = _convert(column, spec.dtype)
         if converted is None:
-            got = _dtype_name(out[spec.name].dtype, out[spec.name])
-            wrong.append(f"{spec.name!r} is {got}, the model takes {spec.dtype}")
+            wrong.append(f"{spec.name!r} is {_described(column)}, the model takes {spec.dtype}")
+        elif converted is _HOLES:
+            count = int(column.isna().sum())
+            holes.append(
+                f"{spec.name!r} has missing values in {count} row{'s' * (count != 1)}; "
+                f"the model takes {spec.dtype}, which cannot hold them"
+            )
         else:
             out[spec.name] = converted
+    problems = []
     if wrong:
-        raise InvalidInput("model input has the wrong types: " + "; ".join(wrong))
+        problems.append("model input has the wrong types: " + "; ".join(wrong))
+    if holes:
+        problems.append("model input has missing values: " + "; ".join(holes))
+    if problems:
+        raise InvalidInput("; ".join(problems))
     return out
 
 
+_HOLES = object()  # what _convert returns for missing values the model's dtype cannot hold
+
+
 def _convert(series: Any, want: str) -> Any:
-    """The column as ``want`` by a safe cast, or None when that would lose information."""
+    """The column as ``want`` by a safe cast, or None when that would lose information (or
+    _HOLES when a nullable column has missing values ``want`` cannot hold)."""
     np: Any = require("numpy", "data")
     got = _dtype_name(series.dtype, series)
-    if got == want:
-        return series
     if want in (STRING, OBJECT):
-        return series if got in (STRING, OBJECT) else None
-    if want == DATETIME or got in (STRING, OBJECT, DATETIME):
+        return _plain_text(series) if got in (STRING, OBJECT) else None
+    if got == DATETIME or want == DATETIME:
+        return series if got == want else None
+    if got in (STRING, OBJECT):
         return None
-    if np.can_cast(np.dtype(got), np.dtype(want), casting="safe"):
-        return series.astype(want)
-    return None
+    source, target = np.dtype(got), np.dtype(want)
+    if not np.can_cast(source, target, casting="safe"):
+        return None
+    if isinstance(series.dtype, np.dtype):
+        return series if source == target else series.astype(target)
+    return _from_nullable(series, target)
+
+
+def _from_nullable(series: Any, target: Any) -> Any:
+    """A nullable (extension) column as a numpy one of ``target``: pd.NA as NaN in floats."""
+    np: Any = require("numpy", "data")
+    pd: Any = require("pandas", "data")
+    holes = bool(series.isna().any())
+    if holes and target.kind != "f":
+        return _HOLES
+    values = (
+        series.to_numpy(dtype=target, na_value=np.nan) if holes else series.to_numpy(dtype=target)
+    )
+    return pd.Series(values, index=series.index, name=series.name)
+
+
+def _plain_text(series: Any) -> Any:
+    """Text as object strings with NaN for missing, when pandas holds it with pd.NA (the
+    "string" dtype, Arrow strings): models and encoders test missing text with NaN."""
+    np: Any = require("numpy", "data")
+    pd: Any = require("pandas", "data")
+    if str(series.dtype) == "category" or getattr(series.dtype, "na_value", None) is not pd.NA:
+        return series
+    return series.astype(object).where(series.notna(), np.nan)
 
 
 def _enforce_tensor(spec: TensorSpec, data: Any) -> Any:

@@ -1,19 +1,10 @@
-"""The registry as users call it: load by URI, register, move aliases, promote under a policy.
-
-Policy, per registered model (stored with it, so that the gate is the registry's and not
-whatever file the person promoting has at hand):
-
-- ``protected_aliases`` (default ``["production"]``): only maintainers move them, and only
-  through ``promote`` (validated) or ``promote --force --reason`` (audited);
-- ``maintainers`` (default: whoever created the model): OS user names until the team server
-  brings users;
-- ``required_checks``: check names that a passing validation must include to promote.
-"""
+"""The registry as users call it: load by URI, register, move aliases, promote under the
+model's policy (``registry/policy.py``)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,36 +12,14 @@ from shipyard.artifacts.folders import materialize
 from shipyard.errors import Conflict, InvalidInput, NotFound, PermissionDenied, ValidationFailed
 from shipyard.models.files import MANIFEST, LoadedModel
 from shipyard.models.files import load_model as load_model_folder
+from shipyard.registry.policy import Policy, Requirement, edited, unmet
 from shipyard.registry.uris import ModelRef, RunRef, parse_model_ref, parse_uri
 from shipyard.store import validation as v
 from shipyard.store.base import Store
-from shipyard.store.entities import ModelVersion, RegisteredModel, ValidationRecord
+from shipyard.store.entities import ModelVersion, ValidationRecord
 from shipyard.store.sql.registry import manifest_digest
 from shipyard.tracking.models import current_user
 from shipyard.tracking.tracker import Tracker, get_tracker
-
-DEFAULT_PROTECTED = ("production",)
-
-
-@dataclass(frozen=True)
-class Policy:
-    protected_aliases: list[str] = field(default_factory=lambda: list(DEFAULT_PROTECTED))
-    maintainers: list[str] = field(default_factory=list)
-    required_checks: list[str] = field(default_factory=list)
-
-    @classmethod
-    def of(cls, model: RegisteredModel) -> Policy:
-        stored = model.policy
-        return cls(
-            protected_aliases=list(stored.get("protected_aliases", DEFAULT_PROTECTED)),
-            maintainers=list(
-                stored.get("maintainers", [model.created_by] if model.created_by else [])
-            ),
-            required_checks=list(stored.get("required_checks", [])),
-        )
-
-    def may_maintain(self, actor: str) -> bool:
-        return not self.maintainers or actor in self.maintainers
 
 
 def _tracker() -> Tracker:
@@ -130,34 +99,39 @@ def set_policy(
     *,
     protected_aliases: Sequence[str] | None = None,
     maintainers: Sequence[str] | None = None,
-    required_checks: Sequence[str] | None = None,
+    required_checks: Sequence[Requirement] | None = None,
 ) -> Policy:
-    """Change a registered model's promotion policy (maintainers only)."""
+    """Replace parts of a registered model's promotion policy (maintainers only)."""
+    current = Policy.of(_tracker().store.get_registered_model(name))
+    for what, given in (("protected_aliases", protected_aliases), ("maintainers", maintainers)):
+        if isinstance(given, str):
+            raise InvalidInput(f"{what} must be a list of strings, got {given!r}")
+    new = edited(
+        Policy(
+            [] if protected_aliases is not None else current.protected_aliases,
+            [] if maintainers is not None else current.maintainers,
+            current.required_checks,
+        ),
+        protect=protected_aliases or (),
+        add_maintainers=maintainers or (),
+        replace_required=required_checks,
+    )
+    return save_policy(name, new)
+
+
+def save_policy(name: str, new: Policy) -> Policy:
+    """Store ``new`` as the policy of ``name``, if the actor maintains it (audited)."""
     store = _tracker().store
-    model = store.get_registered_model(name)
     actor = current_user()
-    policy = Policy.of(model)
+    policy = Policy.of(store.get_registered_model(name))
     if not policy.may_maintain(actor):
         raise PermissionDenied(
             f"{actor!r} is not a maintainer of {name!r} ({', '.join(policy.maintainers)}); "
             "only maintainers change its policy"
         )
-    new = {
-        "protected_aliases": _words(protected_aliases, policy.protected_aliases, "alias"),
-        "maintainers": _words(maintainers, policy.maintainers, "maintainer"),
-        "required_checks": _words(required_checks, policy.required_checks, "check"),
-    }
-    for alias in new["protected_aliases"]:
-        v.check_alias(alias, settable=True)
-    return Policy.of(store.update_registered_model(name, policy=new, actor=actor))
-
-
-def _words(given: Sequence[str] | None, current: list[str], what: str) -> list[str]:
-    if given is None:
-        return current
-    if isinstance(given, str) or not all(isinstance(w, str) and w.strip() for w in given):
-        raise InvalidInput(f"{what}s must be a list of non-empty strings, got {given!r}")
-    return sorted({w.strip() for w in given})
+    if not new.maintainers:
+        raise InvalidInput(f"{name!r} would have no maintainers; keep at least one")
+    return Policy.of(store.update_registered_model(name, policy=new.to_dict(), actor=actor))
 
 
 def set_alias(ref: str, alias: str) -> ModelVersion:
@@ -264,9 +238,7 @@ def _passing_validation(
     usable = [
         r
         for r in records
-        if r.status == "passed"
-        and _covers(r, policy.required_checks)
-        and r.baseline_version == holder
+        if r.status == "passed" and r.baseline_version == holder and not unmet(policy, r, holder)
     ]
     if usable:
         return usable[0]
@@ -290,8 +262,10 @@ def _passing_validation(
             f"shipyard models validate {name}/{number} --baseline @{alias}"
         )
     missing = ""
-    if policy.required_checks:
-        missing = f" including the required checks ({', '.join(policy.required_checks)})"
+    passed_vs_holder = [r for r in against_holder if r.status == "passed"]
+    if passed_vs_holder:
+        lacking = unmet(policy, passed_vs_holder[0], holder)
+        missing = f" that includes {'; '.join(lacking)}"
     last = f" (its last one: {against_holder[0].status})" if against_holder else ""
     store.record_audit(
         name,
@@ -305,15 +279,6 @@ def _passing_validation(
         f"({holder_text}){missing}{last}; run `shipyard models validate {name}/{number}`, "
         "or override with --force --reason"
     )
-
-
-def _covers(record: ValidationRecord, required: Sequence[str]) -> bool:
-    passed = {
-        r.get("name")
-        for r in record.report.get("results", [])
-        if r.get("status") == "passed" and r.get("slice") is None
-    }
-    return all(check in passed for check in required)
 
 
 def lineage(version: ModelVersion) -> dict[str, Any]:

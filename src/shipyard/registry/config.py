@@ -25,12 +25,15 @@ are arguments too.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shipyard.errors import InvalidInput, NotFound, require
+from shipyard.errors import InvalidInput, require
 
 CONFIG_FILE = "shipyard.yaml"
 KINDS = (
@@ -41,6 +44,7 @@ KINDS = (
     "predictions_valid",
     "custom",
 )
+ENTRY_KEYS = ("baseline", "checks", "slice_by", "target")
 
 
 @dataclass(frozen=True)
@@ -66,31 +70,42 @@ def find_config(start: Path | None = None) -> Path | None:
 
 
 def load_model_checks(name: str, path: Path | None = None) -> ModelChecks:
-    """The checks declared for ``name``; NotFound when there is no file or no entry."""
+    """The checks declared for ``name``; InvalidInput when there is no file or no entry."""
     yaml: Any = require("yaml", "yaml")
     config = path or find_config()
     if config is None:
-        raise NotFound(
+        raise InvalidInput(
             f"no checks given and no {CONFIG_FILE} here or above; pass checks=[...] or "
             f"declare them under models: {name}: checks: in {CONFIG_FILE}"
         )
     try:
         data = yaml.safe_load(Path(config).read_text()) or {}
     except FileNotFoundError:
-        raise NotFound(f"no such file: {str(config)!r}") from None
+        raise InvalidInput(f"no such checks file: {str(config)!r}") from None
     except (OSError, yaml.YAMLError) as exc:
         raise InvalidInput(f"cannot read {str(config)!r}: {exc}") from None
     models = data.get("models") if isinstance(data, dict) else None
     if not isinstance(models, dict) or name not in models:
-        raise NotFound(f"{config} declares no checks for model {name!r} (under models: {name}:)")
+        raise InvalidInput(
+            f"{config} declares no checks for model {name!r} (under models: {name}: checks:)"
+        )
     entry = models[name]
     where = f"{config}: models.{name}"
     if not isinstance(entry, dict) or not isinstance(entry.get("checks"), list):
         raise InvalidInput(f"{where} needs a list under checks:")
+    unknown = sorted(set(entry) - set(ENTRY_KEYS))
+    if unknown:
+        raise InvalidInput(
+            f"{where} has unknown keys {', '.join(unknown)} (known: {', '.join(ENTRY_KEYS)})"
+        )
     baseline = entry.get("baseline", "@production")
     if baseline in (None, "none", False):
         baseline = None
-    built = [_build(item, f"{where}.checks[{i}]") for i, item in enumerate(entry["checks"])]
+    # custom checks name functions of the project beside the file
+    with _importable(Path(config).resolve().parent):
+        built = [
+            build_check(item, f"{where}.checks[{i}]") for i, item in enumerate(entry["checks"])
+        ]
     if not built:
         raise InvalidInput(f"{where}.checks is empty")
     return ModelChecks(
@@ -110,7 +125,21 @@ def _optional_str(entry: dict[str, Any], key: str, where: str) -> str | None:
     return value
 
 
-def _build(item: Any, where: str) -> Any:
+@contextlib.contextmanager
+def _importable(folder: Path) -> Iterator[None]:
+    added = str(folder) not in sys.path
+    if added:
+        sys.path.insert(0, str(folder))
+    try:
+        yield
+    finally:
+        if added:
+            with contextlib.suppress(ValueError):
+                sys.path.remove(str(folder))
+
+
+def build_check(item: Any, where: str) -> Any:
+    """A Check from its ``shipyard.yaml`` form: a name, or a mapping naming one check."""
     from shipyard.validation import checks
 
     args: list[Any] = []
@@ -142,6 +171,8 @@ def _build(item: Any, where: str) -> Any:
         return getattr(checks, kind)(*args, **kwargs)
     except TypeError as exc:
         raise InvalidInput(f"{where}: {exc}") from None
+    except InvalidInput as exc:
+        raise InvalidInput(f"{where}: {exc.message}") from None
 
 
 def _import(spec: str, where: str) -> Any:
@@ -151,3 +182,5 @@ def _import(spec: str, where: str) -> Any:
         return getattr(module, attr)
     except (ImportError, AttributeError) as exc:
         raise InvalidInput(f"{where}: cannot import {spec!r}: {exc}") from None
+    except Exception as exc:  # the module itself raised while importing
+        raise InvalidInput(f"{where}: importing {spec!r} failed: {exc!r}") from None

@@ -18,6 +18,7 @@ from shipyard.errors import InvalidInput, NotFound, require
 from shipyard.models.files import LoadedModel
 from shipyard.registry.api import _tracker, load_model, resolve
 from shipyard.registry.config import load_model_checks
+from shipyard.registry.policy import Policy
 from shipyard.registry.uris import parse_model_ref
 from shipyard.store.entities import ArtifactEntry, ModelVersion, ValidationRecord
 from shipyard.tracking.models import current_user
@@ -41,7 +42,7 @@ def read_data(data: Any) -> Any:
     if isinstance(data, (str, Path)):
         path = Path(data)
         if not path.is_file():
-            raise NotFound(f"no data file {str(path)!r}")
+            raise InvalidInput(f"no data file {str(path)!r}")
         suffix = path.suffix.lower()
         try:
             if suffix in (".parquet", ".pq"):
@@ -71,10 +72,19 @@ def resolve_baseline(name: str, baseline: str | None) -> Baseline:
     ref = parse_model_ref(baseline, name=name)
     if ref.name != name:
         raise InvalidInput(f"the baseline {baseline!r} is not a version of {name!r}")
-    if ref.alias is not None and ref.alias not in store.get_registered_model(name).aliases:
-        if ref.alias == "latest":
-            raise InvalidInput("the baseline cannot be @latest: name a version or an alias")
-        return Baseline(None, ref.alias)  # nobody holds it yet: validate as the first one
+    if ref.alias == "latest":
+        raise InvalidInput("the baseline cannot be @latest: name a version or an alias")
+    model = store.get_registered_model(name)
+    if ref.alias is not None and ref.alias not in model.aliases:
+        # An unset protected alias is the normal state before a first promotion; any other
+        # unset alias is more likely a typo, which must not turn into "no baseline".
+        if ref.alias in Policy.of(model).protected_aliases:
+            return Baseline(None, ref.alias)
+        raise NotFound(
+            f"model {name!r} has no alias {ref.alias!r} (its aliases: "
+            f"{', '.join(model.aliases) or 'none'}); use --baseline none (baseline=None) "
+            "to validate without a baseline"
+        )
     return Baseline(resolve(store, ref), ref.alias)
 
 

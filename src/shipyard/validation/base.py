@@ -8,6 +8,7 @@ report's status is the most severe of its results'.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -28,7 +29,8 @@ class CheckResult:
     ``figures`` holds what was measured (JSON values only: numpy scalars become Python
     numbers, NaN and infinities become None); ``interval`` is a confidence interval where
     the check computed one (for no_regression, of candidate minus baseline, oriented so that
-    positive means the candidate is better).
+    positive means the candidate is better). ``spec`` is the check's configuration in the
+    ``shipyard.yaml`` form (``Check.spec``), so that a stored result says what was asked.
     """
 
     name: str
@@ -37,6 +39,7 @@ class CheckResult:
     figures: dict[str, Any] = field(default_factory=dict)
     slice: Any = None
     interval: tuple[float, float] | None = None
+    spec: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -48,6 +51,8 @@ class CheckResult:
         if self.interval is not None:
             lo, hi = self.interval
             object.__setattr__(self, "interval", (float(lo), float(hi)))
+        if self.spec is not None:
+            object.__setattr__(self, "spec", jsonable(dict(self.spec)))
 
     @property
     def passed(self) -> bool:
@@ -61,12 +66,13 @@ class CheckResult:
             "figures": self.figures,
             "slice": self.slice,
             "interval": list(self.interval) if self.interval is not None else None,
+            "spec": self.spec,
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CheckResult:
         try:
-            interval = data.get("interval")
+            interval, spec = data.get("interval"), data.get("spec")
             return cls(
                 name=str(data["name"]),
                 status=str(data["status"]),
@@ -74,8 +80,9 @@ class CheckResult:
                 figures=dict(data.get("figures") or {}),
                 slice=data.get("slice"),
                 interval=(interval[0], interval[1]) if interval else None,
+                spec=dict(spec) if spec is not None else None,
             )
-        except (KeyError, TypeError, IndexError) as exc:
+        except (KeyError, TypeError, IndexError, ValueError) as exc:
             raise InvalidInput(f"not a check result: {dict(data)!r:.200}") from exc
 
 
@@ -107,12 +114,30 @@ def jsonable(value: Any) -> Any:
     return str(value)
 
 
+def number_argument(where: str, arg: str, value: Any) -> float:
+    """``value`` as a float; InvalidInput naming ``arg`` for anything but a finite number."""
+    # a bool is an int to Python, but ``min=True`` is a mistake, not a limit of 1
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise InvalidInput(f"{where}: {arg} must be a finite number, not {value!r}")
+    return float(value)
+
+
+def integer_argument(where: str, arg: str, value: Any, *, at_least: int) -> int:
+    """``value`` as an int of at least ``at_least``; InvalidInput naming ``arg`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise InvalidInput(f"{where}: {arg} must be a whole number, not {value!r}")
+    if value < at_least:
+        raise InvalidInput(f"{where}: {arg} must be at least {at_least}, not {value!r}")
+    return int(value)
+
+
 class Check:
     """A validation check: ``run`` looks at the context and returns a CheckResult.
 
     Checks with ``per_slice`` true run again on each slice's rows (``rows`` then holds the
     slice's row positions; None means all rows). ``metrics`` names the built-in metrics a
-    check computes, which tells the engine the task and what to summarise.
+    check computes, which tells the engine the task and what to summarise. ``spec`` is the
+    check's configuration as ``shipyard.yaml`` declares it, every default filled in.
     """
 
     name: str = "check"
@@ -121,6 +146,14 @@ class Check:
     @property
     def metrics(self) -> tuple[str, ...]:
         return ()
+
+    def spec(self) -> dict[str, Any]:
+        """``{kind: first argument or None, **keyword arguments}``, JSON values only.
+
+        A subclass of Check outside Shipyard is a custom check, named by its class.
+        """
+        cls = type(self)
+        return {"custom": f"{cls.__module__}:{cls.__qualname__}", "name": self.name}
 
     def run(self, ctx: ValidationContext, rows: Any = None) -> CheckResult:
         raise NotImplementedError(f"{type(self).__name__} must implement run(ctx, rows)")

@@ -1,7 +1,10 @@
 """The checks a validation runs: ``checks.metric(...)``, ``checks.no_regression(...)``, ...
 
 Each function returns a Check; pass a list of them to ``validate_models``. Arguments are
-checked here, when the check is made (an unknown metric name fails now, not mid-report).
+checked here, when the check is made (an unknown metric name or a limit that is not a number
+fails now, not mid-report). ``check.spec()`` gives a check back as ``shipyard.yaml`` declares
+it, ``{kind: first argument or None, **keyword arguments}`` with every default filled in,
+and each result of the report carries it.
 A plain callable in the list is taken as ``custom(fn)``; a Check subclass is a check too.
 """
 
@@ -104,8 +107,19 @@ class CustomCheck(Check):
     def __init__(self, fn: CustomFn, *, name: str | None = None) -> None:
         if not callable(fn):
             raise InvalidInput(f"a custom check is a function of the context, not {fn!r}")
+        if name is not None and not isinstance(name, str):
+            raise InvalidInput(f"custom(): name must be a string, not {name!r}")
         self.fn = fn
         self.name = name or getattr(fn, "__name__", None) or "custom"
+
+    def spec(self) -> dict[str, Any]:
+        """``{"custom": "module:qualname", "name": ...}``; the name alone stands for a
+        callable with no qualified name (a partial, an instance)."""
+        module = getattr(self.fn, "__module__", None)
+        qualname = getattr(self.fn, "__qualname__", None)
+        if isinstance(module, str) and isinstance(qualname, str):
+            return {"custom": f"{module}:{qualname}", "name": self.name}
+        return {"custom": self.name, "name": self.name}
 
     def run(self, ctx: ValidationContext, rows: Any = None) -> CheckResult:
         np: Any = require("numpy", "data")

@@ -8,6 +8,8 @@ its outputs carry the reason, and each check that needs them decides what that m
 
 from __future__ import annotations
 
+import contextlib
+import numbers
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +18,7 @@ from shipyard.models import LoadedModel
 from shipyard.validation.base import jsonable
 from shipyard.validation.metrics import (
     CLASSIFICATION,
+    METRICS,
     REGRESSION,
     Evaluation,
     Metric,
@@ -26,6 +29,7 @@ CANDIDATE, BASELINE = "candidate", "baseline"
 MISSING_SLICE = "<missing>"
 MAX_SLICES = 100
 MAX_CLASSES_FOR_INTEGERS = 20  # an integer target with more distinct values is a regression
+EXAMPLES = 5  # labels or values an error message shows
 
 
 class UnusableOutputs(Exception):
@@ -254,6 +258,101 @@ def resolve_task(task: str | None, candidate: LoadedModel, y: Any, metrics: list
     if kind in "iu":
         return CLASSIFICATION if len(set(y.tolist())) <= MAX_CLASSES_FOR_INTEGERS else REGRESSION
     return CLASSIFICATION
+
+
+def check_target_fits_task(
+    y: Any, target: str, task: str, metrics: list[Metric], candidate: LoadedModel, *, asked: bool
+) -> None:
+    """InvalidInput when a classification is asked of a continuous target: numbers with
+    fractions, or (unless ``asked`` for explicitly) more distinct numbers than
+    MAX_CLASSES_FOR_INTEGERS for a candidate with no ``classes_`` or ``predict_proba``."""
+    np: Any = require("numpy", "data")
+    pd: Any = require("pandas", "data")
+    if task != CLASSIFICATION or y.dtype.kind not in "iuf":
+        return
+    values = pd.unique(y)
+    fractional = values[np.mod(values, 1) != 0] if y.dtype.kind == "f" else values[:0]
+    classifier = candidate.classes is not None or has_proba(candidate)
+    if len(fractional):
+        found = f"continuous numbers ({_examples(fractional)})"
+    elif not asked and not classifier and len(values) > MAX_CLASSES_FOR_INTEGERS:
+        found = (
+            f"{len(values)} distinct numbers ({_examples(values)}) and the candidate has no "
+            "classes_"
+        )
+    else:
+        return  # 0.0 / 1.0, or a few integers: labels that happen to be numbers
+    named = sorted({m.name for m in metrics if m.task == CLASSIFICATION})
+    if len(named) == 1:
+        wanted = f"{named[0]} is a classification metric"
+    elif named:
+        wanted = f"{', '.join(named)} are classification metrics"
+    else:
+        wanted = "the task is classification"
+    regression = ", ".join(m.name for m in METRICS.values() if m.task == REGRESSION)
+    raise InvalidInput(
+        f"{wanted}, but the target {target!r} holds {found}: is it a regression? "
+        f"(its metrics: {regression})"
+    )
+
+
+def check_signature(X: Any, model: LoadedModel, who: str) -> None:
+    """InvalidInput when ``model``'s signature refuses ``X``: then every check that calls the
+    model would fail for a reason that is the data's, not the model's."""
+    if model.signature is None:
+        return
+    try:
+        model.signature.enforce(X)
+    except InvalidInput as exc:
+        raise InvalidInput(
+            f"the validation data does not fit {who}'s signature: {exc.message}"
+        ) from None
+
+
+def check_labels(y: Any, target: str, model: LoadedModel | None, who: str) -> None:
+    """InvalidInput when the target's labels and the classes ``model`` knows are of other
+    kinds (numbers and strings) or share none: no score of it could mean anything."""
+    pd: Any = require("pandas", "data")
+    known = jsonable(model.classes) if model is not None and model.classes else None
+    if not known:
+        return
+    labels = jsonable(list(pd.unique(y)))
+    ours, theirs = _label_kinds(labels), _label_kinds(known)
+    try:
+        shared = not set(labels).isdisjoint(known)
+    except TypeError:  # unhashable labels: let the checks say what they make of them
+        return
+    if ours == theirs and shared:
+        return
+    raise InvalidInput(
+        f"the target {target!r} does not hold the labels {who} predicts: the target's are "
+        f"{_examples(labels)} ({ours}); {who}'s are {_examples(known)} ({theirs})"
+    )
+
+
+def _label_kinds(labels: list[Any]) -> str:
+    kinds = {
+        "numbers" if isinstance(v, numbers.Number) else "strings" if isinstance(v, str) else "other"
+        for v in labels
+    }
+    return " and ".join(sorted(kinds))
+
+
+def _examples(values: Any) -> str:
+    """A few of ``values``, sorted when they sort, for a message."""
+    shown = list(values)
+    with contextlib.suppress(TypeError):  # mixed types keep their order
+        shown = sorted(shown)
+    listed = ", ".join(_shown(jsonable(v)) for v in shown[:EXAMPLES])
+    return listed + (", ..." if len(shown) > EXAMPLES else "")
+
+
+def _shown(value: Any) -> str:
+    """repr of a label as Python's (np.str_ and np.float64 subclass str and float)."""
+    for kind in (bool, str, float):
+        if isinstance(value, kind):
+            return repr(kind(value))
+    return repr(value)
 
 
 def known_classes(y: Any, candidate: LoadedModel) -> tuple[Any, ...]:

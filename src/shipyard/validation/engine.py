@@ -2,8 +2,13 @@
 per-slice check on every slice), and gather the results into a report.
 
 Everything that makes the question itself wrong (a missing column, an unknown task, checks
-of two tasks) raises InvalidInput before any check runs. Everything a model does wrong
-(raising, returning the wrong number of predictions) becomes a failed check instead.
+of two tasks, data the candidate's signature refuses, a target whose labels are not the
+model's, a classification metric of a continuous target) raises InvalidInput before any
+check runs. Everything a model does wrong (raising, returning the wrong number of
+predictions) becomes a failed check instead.
+
+A report on fewer than MIN_ROWS rows cannot pass, whatever its checks say: a ``data_size``
+result, inconclusive, says so (checks such as latency or predictions_valid pass on one row).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from typing import Any
 
 from shipyard.errors import InvalidInput, require
 from shipyard.models import LoadedModel, ModelInfo
-from shipyard.validation.base import FAILED, Check, CheckResult
+from shipyard.validation.base import FAILED, INCONCLUSIVE, Check, CheckResult
 from shipyard.validation.checks import as_check
 from shipyard.validation.context import (
     BASELINE,
@@ -24,12 +29,16 @@ from shipyard.validation.context import (
     ValidationContext,
     as_frame,
     check_columns,
+    check_labels,
+    check_signature,
+    check_target_fits_task,
     has_proba,
     known_classes,
     model_inputs,
     resolve_task,
     slice_rows,
 )
+from shipyard.validation.metric_checks import MIN_ROWS
 from shipyard.validation.metrics import (
     CLASSIFICATION,
     Metric,
@@ -79,9 +88,12 @@ def validate_models(
     )
     results = []
     for check in check_list:
-        results.append(_run(check, ctx, None, None))
+        spec = check.spec()
+        results.append(_run(check, spec, ctx, None, None))
         if check.per_slice:
-            results += [_run(check, ctx, rows, value) for value, rows in ctx.slices]
+            results += [_run(check, spec, ctx, rows, value) for value, rows in ctx.slices]
+    if ctx.rows < MIN_ROWS:
+        results.append(_too_few_rows(ctx.rows))
     return ValidationReport(
         results=results,
         candidate=ctx.candidate_label,
@@ -109,8 +121,10 @@ def _context(
 ) -> ValidationContext:
     """The context, once the data is known to hold what the validation needs."""
     check_columns(frame, target, slice_by, candidate)
-    y = frame[target].to_numpy()
+    y = _values(frame[target])
+    asked = task is not None
     task = resolve_task(task, candidate, y, metrics)
+    check_target_fits_task(y, target, task, metrics, candidate, asked=asked)
     if task != CLASSIFICATION:
         try:
             y = y.astype("float64")
@@ -118,12 +132,17 @@ def _context(
             raise InvalidInput(
                 f"the target {target!r} is not numeric; a regression needs numbers"
             ) from None
+    X = model_inputs(frame, target, slice_by, [candidate, baseline])
+    check_signature(X, candidate, _who(labels[0], CANDIDATE))
+    if task == CLASSIFICATION:
+        check_labels(y, target, candidate, _who(labels[0], CANDIDATE))
+        check_labels(y, target, baseline, _who(labels[1], BASELINE))
     return ValidationContext(
         candidate=candidate,
         baseline=baseline,
         data=frame,
         target=target,
-        X=model_inputs(frame, target, slice_by, [candidate, baseline]),
+        X=X,
         y=y,
         task=task,
         classes=known_classes(y, candidate) if task == CLASSIFICATION else (),
@@ -131,6 +150,20 @@ def _context(
         candidate_label=labels[0],
         baseline_label=labels[1] if baseline is not None else None,
     )
+
+
+def _values(column: Any) -> Any:
+    """A column as a numpy array; a nullable one (Int64, Float64, boolean) as its numpy
+    dtype, not object (the target has no missing values by now)."""
+    numpy_dtype = getattr(column.dtype, "numpy_dtype", None)
+    if numpy_dtype is not None and numpy_dtype.kind in "biuf":
+        return column.to_numpy(dtype=numpy_dtype)
+    return column.to_numpy()
+
+
+def _who(label: str, role: str) -> str:
+    """How a message names a model: its label, or "the candidate" / "the baseline"."""
+    return f"the {role}" if label == role else label
 
 
 def _as_model(model: Any) -> Any:
@@ -141,12 +174,26 @@ def _as_model(model: Any) -> Any:
     return LoadedModel(model, ModelInfo(flavor="unsaved", config={}))
 
 
-def _run(check: Check, ctx: ValidationContext, rows: Any, value: Any) -> CheckResult:
+def _run(
+    check: Check, spec: dict[str, Any], ctx: ValidationContext, rows: Any, value: Any
+) -> CheckResult:
     try:
         result = check.run(ctx, rows)
     except Exception as exc:  # one broken check must not lose the others' results
         result = CheckResult(check.name, FAILED, f"the check raised {type(exc).__name__}: {exc}")
+    # set here, not by each check: a custom check's own CheckResult says what was asked too
+    result = replace(result, spec=spec)
     return result if value is None else replace(result, slice=value)
+
+
+def _too_few_rows(rows: int) -> CheckResult:
+    return CheckResult(
+        "data_size",
+        INCONCLUSIVE,
+        f"only {rows} rows: at least {MIN_ROWS} are needed for a validation to pass",
+        {"rows": rows, "min_rows": MIN_ROWS},
+        spec={"data_size": None, "min_rows": MIN_ROWS},
+    )
 
 
 def _summary(ctx: ValidationContext, checks: list[Check]) -> dict[str, dict[str, float | None]]:

@@ -17,7 +17,15 @@ from collections.abc import Iterator
 from typing import Any
 
 from shipyard.errors import InvalidInput, require
-from shipyard.validation.base import FAILED, INCONCLUSIVE, PASSED, Check, CheckResult
+from shipyard.validation.base import (
+    FAILED,
+    INCONCLUSIVE,
+    PASSED,
+    Check,
+    CheckResult,
+    integer_argument,
+    number_argument,
+)
 from shipyard.validation.context import BASELINE, CANDIDATE, UnusableOutputs, ValidationContext
 from shipyard.validation.metrics import Evaluation, MetricUndefined, Resampler, get_metric
 
@@ -34,14 +42,29 @@ class MetricCheck(Check):
 
     def __init__(self, metric: str, *, min: float | None, max: float | None, min_rows: int) -> None:
         self.metric = get_metric(metric)
+        where = f"metric({metric!r})"
         if min is None and max is None:
-            raise InvalidInput(f"metric({metric!r}) needs min= or max= (or both)")
-        self.min, self.max, self.min_rows = min, max, min_rows
+            raise InvalidInput(f"{where} needs min= or max= (or both)")
+        self.min = None if min is None else number_argument(where, "min", min)
+        self.max = None if max is None else number_argument(where, "max", max)
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise InvalidInput(
+                f"{where}: min {self.min:g} is above max {self.max:g}, so nothing could pass"
+            )
+        self.min_rows = integer_argument(where, "min_rows", min_rows, at_least=1)
         self.name = f"metric:{metric}"
 
     @property
     def metrics(self) -> tuple[str, ...]:
         return (self.metric.name,)
+
+    def spec(self) -> dict[str, Any]:
+        return {
+            "metric": self.metric.name,
+            "min": self.min,
+            "max": self.max,
+            "min_rows": self.min_rows,
+        }
 
     def run(self, ctx: ValidationContext, rows: Any = None) -> CheckResult:
         name = self.metric.name
@@ -105,19 +128,33 @@ class NoRegressionCheck(Check):
         min_rows: int,
     ) -> None:
         self.metric = get_metric(metric)
-        if not 0 < confidence < 1:
-            raise InvalidInput(f"confidence is between 0 and 1 (exclusive), not {confidence}")
-        if max_drop < 0:
-            raise InvalidInput(f"max_drop is a size, so 0 or more, not {max_drop}")
-        if resamples < 100:
-            raise InvalidInput(f"resamples should be at least 100 (got {resamples})")
-        self.max_drop, self.confidence = max_drop, confidence
-        self.resamples, self.seed, self.min_rows = resamples, seed, min_rows
+        where = f"no_regression({metric!r})"
+        self.max_drop = number_argument(where, "max_drop", max_drop)
+        if self.max_drop < 0:
+            raise InvalidInput(f"{where}: max_drop is a size, so 0 or more, not {max_drop}")
+        self.confidence = number_argument(where, "confidence", confidence)
+        if not 0 < self.confidence < 1:
+            raise InvalidInput(
+                f"{where}: confidence is between 0 and 1 (exclusive), not {confidence}"
+            )
+        self.resamples = integer_argument(where, "resamples", resamples, at_least=100)
+        self.seed = None if seed is None else integer_argument(where, "seed", seed, at_least=0)
+        self.min_rows = integer_argument(where, "min_rows", min_rows, at_least=1)
         self.name = f"no_regression:{metric}"
 
     @property
     def metrics(self) -> tuple[str, ...]:
         return (self.metric.name,)
+
+    def spec(self) -> dict[str, Any]:
+        return {
+            "no_regression": self.metric.name,
+            "max_drop": self.max_drop,
+            "confidence": self.confidence,
+            "resamples": self.resamples,
+            "seed": self.seed,
+            "min_rows": self.min_rows,
+        }
 
     def run(self, ctx: ValidationContext, rows: Any = None) -> CheckResult:
         settings = {"max_drop": self.max_drop, "confidence": self.confidence}

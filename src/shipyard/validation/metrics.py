@@ -319,7 +319,7 @@ def get_metric(name: str) -> Metric:
     """The built-in metric called ``name``; InvalidInput naming the known ones otherwise."""
     try:
         return METRICS[name]
-    except KeyError:
+    except (KeyError, TypeError):  # TypeError: an unhashable name, such as a list
         raise InvalidInput(
             f"unknown metric {name!r} (the built-in metrics are: {', '.join(METRICS)})"
         ) from None

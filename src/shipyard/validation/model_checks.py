@@ -8,7 +8,16 @@ from typing import Any
 
 from shipyard.errors import InvalidInput, require
 from shipyard.models import Signature, TensorSpec
-from shipyard.validation.base import FAILED, INCONCLUSIVE, PASSED, Check, CheckResult, jsonable
+from shipyard.validation.base import (
+    FAILED,
+    INCONCLUSIVE,
+    PASSED,
+    Check,
+    CheckResult,
+    integer_argument,
+    jsonable,
+    number_argument,
+)
 from shipyard.validation.context import CANDIDATE, UnusableOutputs, ValidationContext, has_proba
 from shipyard.validation.metrics import CLASSIFICATION
 
@@ -38,11 +47,23 @@ class LatencyCheck(Check):
     ) -> None:
         if p95_ms is None and p99_ms is None:
             raise InvalidInput("latency() needs p95_ms= or p99_ms= (or both)")
-        if batch_size < 1 or max_calls < 1 or max_seconds <= 0:
-            raise InvalidInput("latency() needs batch_size, max_calls and max_seconds above 0")
-        self.limits = {"p95_ms": p95_ms, "p99_ms": p99_ms}
-        self.batch_size, self.max_calls, self.max_seconds = batch_size, max_calls, max_seconds
-        self.min_calls = min(min_calls, max_calls)
+        self.limits = {
+            arg: None if value is None else _positive(arg, value)
+            for arg, value in (("p95_ms", p95_ms), ("p99_ms", p99_ms))
+        }
+        self.batch_size = integer_argument("latency()", "batch_size", batch_size, at_least=1)
+        self.max_calls = integer_argument("latency()", "max_calls", max_calls, at_least=1)
+        self.max_seconds = _positive("max_seconds", max_seconds)
+        self.min_calls = min(min_calls, self.max_calls)
+
+    def spec(self) -> dict[str, Any]:
+        return {
+            "latency": None,
+            **self.limits,
+            "batch_size": self.batch_size,
+            "max_calls": self.max_calls,
+            "max_seconds": self.max_seconds,
+        }
 
     def run(self, ctx: ValidationContext, rows: Any = None) -> CheckResult:
         np: Any = require("numpy", "data")
@@ -90,12 +111,22 @@ class LatencyCheck(Check):
         return timings
 
 
+def _positive(arg: str, value: Any) -> float:
+    number = number_argument("latency()", arg, value)
+    if number <= 0:
+        raise InvalidInput(f"latency(): {arg} must be above 0, not {value!r}")
+    return number
+
+
 class SignatureCompatibleCheck(Check):
     """The candidate's signature accepts the data's columns and whatever the baseline's
     signature accepts (its required columns alone, and with its optional ones): callers of
     the baseline can call the candidate unchanged."""
 
     name = "signature_compatible"
+
+    def spec(self) -> dict[str, Any]:
+        return {"signature_compatible": None}
 
     def run(self, ctx: ValidationContext, rows: Any = None) -> CheckResult:
         sig = ctx.candidate.signature
@@ -164,6 +195,9 @@ class PredictionsValidCheck(Check):
     knows (the target's, or its ``classes_``), and probabilities in [0, 1] summing to 1."""
 
     name = "predictions_valid"
+
+    def spec(self) -> dict[str, Any]:
+        return {"predictions_valid": None}
 
     def run(self, ctx: ValidationContext, rows: Any = None) -> CheckResult:
         np: Any = require("numpy", "data")

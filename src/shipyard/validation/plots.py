@@ -12,12 +12,19 @@ from __future__ import annotations
 
 import base64
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from shipyard.errors import require
 from shipyard.validation.base import jsonable
-from shipyard.validation.context import CANDIDATE, UnusableOutputs, ValidationContext, has_proba
+from shipyard.validation.context import (
+    BASELINE,
+    CANDIDATE,
+    UnusableOutputs,
+    ValidationContext,
+    has_proba,
+)
 from shipyard.validation.metrics import CLASSIFICATION
 
 MAX_CONFUSION_CLASSES = 30
@@ -26,7 +33,8 @@ RESIDUAL_SAMPLE = 2000
 
 
 def diagnostics(ctx: ValidationContext) -> dict[str, Any]:
-    """What the report's plots need, from the candidate's outputs on all rows."""
+    """What the report's plots need, from the models' outputs on all rows. What cannot be
+    computed is left out with a note: a plot must never stop a report."""
     try:
         pred = ctx.predictions(CANDIDATE)
     except UnusableOutputs as exc:
@@ -34,19 +42,53 @@ def diagnostics(ctx: ValidationContext) -> dict[str, Any]:
     notes: list[str] = []
     found: dict[str, Any] = {}
     if ctx.task == CLASSIFICATION:
-        found["confusion"] = _confusion(ctx.y, pred, ctx.classes, notes)
+        found["confusion"] = _attempt(
+            notes, "confusion matrix", lambda: _confusion(ctx.y, pred, ctx.classes, notes)
+        )
         if has_proba(ctx.candidate):
-            out = ctx.outputs(CANDIDATE, proba=True)
-            if out.proba_error is not None:
-                notes.append(f"no calibration curve: {out.proba_error}")
-            else:
-                found["calibration"] = _calibration(
-                    ctx.y, out.proba, out.proba_classes, ctx.classes
-                )
+            found["calibration"] = _attempt(
+                notes, "calibration curve", lambda: _calibration_of(ctx, CANDIDATE)
+            )
+        if found.get("calibration") and ctx.baseline is not None:
+            kind = found["calibration"]["kind"]
+            found["calibration_baseline"] = _attempt(
+                notes, "calibration curve of the baseline", lambda: _baseline_calibration(ctx, kind)
+            )
     else:
-        found["residuals"] = _residuals(ctx.y, pred)
+        found["residuals"] = _attempt(notes, "residual plot", lambda: _residuals(ctx.y, pred))
     found["notes"] = notes
     return dict(jsonable(found))
+
+
+def _attempt(notes: list[str], what: str, compute: Callable[[], Any]) -> Any:
+    """``compute()``, or None and a note saying why there is no ``what``."""
+    try:
+        return compute()
+    except Exception as exc:  # a diagnostic that cannot be computed is a note, not a crash
+        notes.append(f"no {what}: {_reason(exc)}")
+        return None
+
+
+def _reason(exc: Exception) -> str:
+    return str(exc) if isinstance(exc, UnusableOutputs) else f"{type(exc).__name__}: {exc}"
+
+
+def _calibration_of(ctx: ValidationContext, which: str) -> dict[str, Any]:
+    out = ctx.outputs(which, proba=True)
+    problem = out.error or out.proba_error
+    if problem is not None:
+        raise UnusableOutputs(problem)
+    return _calibration(ctx.y, out.proba, out.proba_classes, ctx.classes)
+
+
+def _baseline_calibration(ctx: ValidationContext, kind: str) -> dict[str, Any]:
+    """The baseline's curve, drawn beside the candidate's only when it plots the same thing."""
+    if not has_proba(ctx.baseline):
+        raise UnusableOutputs("it has no predict_proba")
+    curve = _calibration_of(ctx, BASELINE)
+    if curve["kind"] != kind:  # one of them has no column for the positive class
+        raise UnusableOutputs(f"it shows the {curve['kind']}, the candidate the {kind}")
+    return curve
 
 
 def _confusion(y: Any, pred: Any, classes: tuple[Any, ...], notes: list[str]) -> Any:
@@ -101,23 +143,35 @@ class Plot:
     svg: str  # a data: URI of the SVG image
 
 
-def draw(found: dict[str, Any]) -> list[Plot] | None:
-    """The plots of these diagnostics, or None when matplotlib is not installed."""
+Labels = tuple[str, str | None]  # how the plots name the candidate and the baseline
+
+
+def draw(
+    found: dict[str, Any], labels: Labels = (CANDIDATE, BASELINE)
+) -> tuple[list[Plot], list[str]] | None:
+    """The plots of these diagnostics and notes on those that could not be drawn, or None
+    when matplotlib is not installed."""
     try:
         from matplotlib import rc_context
         from matplotlib.figure import Figure
     except ImportError:
         return None
-    plots = []
+    plots, notes = [], []
+    drawers = (
+        ("confusion", "Confusion matrix", _draw_confusion),
+        ("calibration", "Calibration curve", _draw_calibration),
+        ("residuals", "Residuals", _draw_residuals),
+    )
     # a fixed salt makes the SVG's element ids, and so the page, the same on every run
     with rc_context({"svg.hashsalt": "shipyard", "svg.fonttype": "path"}):
-        if found.get("confusion"):
-            plots.append(Plot("Confusion matrix", _svg(_draw_confusion(Figure, found))))
-        if found.get("calibration"):
-            plots.append(Plot("Calibration curve", _svg(_draw_calibration(Figure, found))))
-        if found.get("residuals"):
-            plots.append(Plot("Residuals", _svg(_draw_residuals(Figure, found))))
-    return plots
+        for key, title, drawer in drawers:
+            if not found.get(key):
+                continue
+            try:
+                plots.append(Plot(title, _svg(drawer(Figure, found, labels))))
+            except Exception as exc:  # a report is still worth reading without this plot
+                notes.append(f"the {title.lower()} could not be drawn: {type(exc).__name__}: {exc}")
+    return plots, notes
 
 
 def _svg(fig: Any) -> str:
@@ -126,7 +180,7 @@ def _svg(fig: Any) -> str:
     return "data:image/svg+xml;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _draw_confusion(figure: Any, found: dict[str, Any]) -> Any:
+def _draw_confusion(figure: Any, found: dict[str, Any], names: Labels) -> Any:
     labels = [str(v) for v in found["confusion"]["labels"]]
     matrix = found["confusion"]["matrix"]
     size = 0.5 * len(labels)
@@ -135,7 +189,7 @@ def _draw_confusion(figure: Any, found: dict[str, Any]) -> Any:
     image = ax.imshow(matrix, cmap="Blues")
     fig.colorbar(image, ax=ax, shrink=0.8)
     ax.set(xticks=range(len(labels)), yticks=range(len(labels)), xlabel="predicted")
-    ax.set(ylabel="true", title="Confusion matrix (candidate)")
+    ax.set(ylabel="true", title=f"Confusion matrix ({names[0]})")
     ax.set_xticklabels(labels, rotation=45, ha="right")
     ax.set_yticklabels(labels)
     if len(labels) <= 15:
@@ -147,19 +201,27 @@ def _draw_confusion(figure: Any, found: dict[str, Any]) -> Any:
     return fig
 
 
-def _draw_calibration(figure: Any, found: dict[str, Any]) -> Any:
-    curve = found["calibration"]
+def _draw_calibration(figure: Any, found: dict[str, Any], names: Labels) -> Any:
+    curve, baseline = found["calibration"], found.get("calibration_baseline")
     fig = figure(figsize=(5, 4), layout="constrained")
     ax = fig.subplots()
     ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfectly calibrated")
-    ax.plot(curve["mean_predicted"], curve["observed"], marker="o", label="candidate")
+    ax.plot(curve["mean_predicted"], curve["observed"], marker="o", label=names[0])
+    if baseline:
+        ax.plot(
+            baseline["mean_predicted"],
+            baseline["observed"],
+            marker="s",
+            linestyle=":",
+            label=names[1] or BASELINE,
+        )
     ax.set(xlim=(0, 1), ylim=(0, 1), xlabel=f"mean predicted {curve['kind']}")
     ax.set(ylabel="observed frequency", title="Calibration curve")
     ax.legend(loc="upper left")
     return fig
 
 
-def _draw_residuals(figure: Any, found: dict[str, Any]) -> Any:
+def _draw_residuals(figure: Any, found: dict[str, Any], names: Labels) -> Any:
     points = [
         (p, r)
         for p, r in zip(
@@ -172,7 +234,7 @@ def _draw_residuals(figure: Any, found: dict[str, Any]) -> Any:
     scatter, hist = fig.subplots(1, 2, width_ratios=[2, 1])
     scatter.scatter(predicted, residual, s=6, alpha=0.5)
     scatter.axhline(0, color="grey", linestyle="--")
-    scatter.set(xlabel="predicted", ylabel="true - predicted", title="Residuals (candidate)")
+    scatter.set(xlabel="predicted", ylabel="true - predicted", title=f"Residuals ({names[0]})")
     hist.hist(residual, bins=40)
     hist.set(xlabel="true - predicted", ylabel="rows", title="Residual distribution")
     return fig

@@ -151,7 +151,7 @@ class ValidationReport:
                 "<h2>Checks</h2>",
                 _checks_table(self),
                 "<h2>Plots</h2>",
-                _plots(self.diagnostics),
+                _plots(self.diagnostics, (self.candidate, self.baseline)),
             ]
         )
         return (
@@ -196,7 +196,8 @@ def _metrics_table(report: ValidationReport) -> str:
         return '<p class="note">No metric could be computed.</p>'
     head = "<tr><th>metric</th><th>candidate</th>"
     if baseline is not None:
-        head += "<th>baseline</th><th>difference</th>"
+        # the sign of no_regression's difference: positive is better, whatever the metric
+        head += "<th>baseline</th><th>difference (positive: candidate better)</th>"
     rows = [head + "</tr>"]
     for name, value in candidate.items():
         row = f"<tr><td>{escape(name)}</td><td class='num'>{_number(value)}</td>"
@@ -205,9 +206,10 @@ def _metrics_table(report: ValidationReport) -> str:
             row += f"<td class='num'>{_number(other)}</td><td class='num'>"
             if value is not None and other is not None:
                 metric = METRICS.get(name)
-                better = (value > other) == (metric is None or metric.higher_is_better)
-                mark = "" if value == other else (" (better)" if better else " (worse)")
-                row += f"{value - other:+.4g}{mark}"
+                sign = 1 if metric is None or metric.higher_is_better else -1
+                gain = sign * (value - other)
+                mark = "" if gain == 0 else (" (better)" if gain > 0 else " (worse)")
+                row += f"{gain:+.4g}{mark}"
             row += "</td>"
         rows.append(row + "</tr>")
     return "<table>\n" + "\n".join(rows) + "\n</table>"
@@ -229,11 +231,13 @@ def _checks_table(report: ValidationReport) -> str:
     return "<table>\n" + "\n".join(rows) + "\n</table>"
 
 
-def _plots(diagnostics: dict[str, Any]) -> str:
+def _plots(diagnostics: dict[str, Any], labels: tuple[str, str | None]) -> str:
     notes = [f'<p class="note">{escape(str(n))}</p>' for n in diagnostics.get("notes", [])]
-    plots = draw(diagnostics)
-    if plots is None:
+    drawn = draw(diagnostics, labels)
+    if drawn is None:
         return "\n".join([f'<p class="note">{escape(NO_MATPLOTLIB)}</p>', *notes])
+    plots, failures = drawn
+    notes += [f'<p class="note">{escape(n)}</p>' for n in failures]
     figures = [
         f'<figure><img alt="{escape(p.title)}" src="{p.svg}">'
         f"<figcaption>{escape(p.title)}</figcaption></figure>"

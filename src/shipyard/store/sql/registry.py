@@ -112,6 +112,7 @@ class RegistryMixin:
             if policy is not None:
                 values["policy"] = json.dumps(dict(policy))
                 details["policy"] = dict(policy)
+                details["policy_was"] = json.loads(row.policy or "{}")
             if tag_items:
                 _put_tags(conn, t.registered_model_tags, "model_id", row.id, tag_items)
                 details["tags"] = tag_items
