@@ -268,3 +268,19 @@ def test_benchmark_reports_seconds_per_metric() -> None:
     timings = benchmark(rows=500, resamples=100, metrics=("accuracy", "roc_auc", "r2"))
     assert set(timings) == {"accuracy", "roc_auc", "r2"}
     assert all(t >= 0 for t in timings.values())
+
+
+def test_shared_resamples_are_the_same_draws_drawn_once() -> None:
+    import numpy as np
+
+    from shipyard.validation import metric_checks as mc
+
+    fresh = np.concatenate(list(mc.resample_weights(500, 200, 7)))
+    with mc.shared_resamples():
+        first = np.concatenate(list(mc.resample_weights(500, 200, 7)))
+        kept = mc._shared
+        second = np.concatenate(list(mc.resample_weights(500, 200, 7)))
+        assert kept is not None and len(kept) == 1  # drawn once, reused
+    np.testing.assert_array_equal(first, fresh)
+    np.testing.assert_array_equal(second, fresh)
+    assert first.dtype == np.float64 and mc._shared is None  # released after the block

@@ -13,8 +13,9 @@ result, inconclusive, says so (checks such as latency or predictions_valid pass 
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -38,7 +39,7 @@ from shipyard.validation.context import (
     resolve_task,
     slice_rows,
 )
-from shipyard.validation.metric_checks import MIN_ROWS
+from shipyard.validation.metric_checks import MIN_ROWS, shared_resamples
 from shipyard.validation.metrics import (
     CLASSIFICATION,
     Metric,
@@ -48,6 +49,19 @@ from shipyard.validation.metrics import (
 )
 from shipyard.validation.plots import diagnostics
 from shipyard.validation.report import ValidationReport
+
+
+@contextlib.contextmanager
+def _one_blas_thread() -> Iterator[None]:
+    """The bootstrap's matrix products are small and many: split across threads they wait
+    on each other (and on anything else using the cores) far more than they gain."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # comes with scikit-learn; without it, run as configured
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
 
 
 def validate_models(
@@ -87,11 +101,12 @@ def validate_models(
         labels=(candidate_label or CANDIDATE, baseline_label or BASELINE),
     )
     results = []
-    for check in check_list:
-        spec = check.spec()
-        results.append(_run(check, spec, ctx, None, None))
-        if check.per_slice:
-            results += [_run(check, spec, ctx, rows, value) for value, rows in ctx.slices]
+    with _one_blas_thread(), shared_resamples():
+        for check in check_list:
+            spec = check.spec()
+            results.append(_run(check, spec, ctx, None, None))
+            if check.per_slice:
+                results += [_run(check, spec, ctx, rows, value) for value, rows in ctx.slices]
     if ctx.rows < MIN_ROWS:
         results.append(_too_few_rows(ctx.rows))
     return ValidationReport(

@@ -12,6 +12,7 @@ after the other, so a seed gives the same resamples whatever the chunk size.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -251,10 +252,46 @@ def _too_small(ev: Evaluation, min_rows: int) -> str | None:
 # the paired bootstrap
 
 
+# Within one validation, the no_regression checks of several metrics (and a seeded rerun)
+# draw the same resamples: kept as small integers they are drawn once, up to this many cells.
+SHARED_CELLS = 150_000_000
+_shared: dict[tuple[int, int, int | None, int | None], list[Any]] | None = None
+
+
+@contextlib.contextmanager
+def shared_resamples() -> Iterator[None]:
+    """Seeded resamples drawn inside this block are kept and reused until it ends."""
+    global _shared
+    outer = _shared
+    _shared = {} if outer is None else outer
+    try:
+        yield
+    finally:
+        _shared = outer
+
+
 def resample_weights(
     rows: int, resamples: int, seed: int | None, *, chunk: int | None = None
 ) -> Iterator[Any]:
     """Weights matrices (some resamples x rows) whose rows are bootstrap draw counts."""
+    np: Any = require("numpy", "data")
+    cache = _shared
+    if cache is None or seed is None or rows * resamples > SHARED_CELLS:
+        yield from _drawn_weights(rows, resamples, seed, chunk)
+        return
+    key = (rows, resamples, seed, chunk)
+    if key not in cache:
+        cache.clear()  # one set at a time bounds the memory
+        kept = []
+        for counts in _drawn_weights(rows, resamples, seed, chunk):
+            small = np.uint8 if counts.max() < 256 else np.uint16
+            kept.append(counts.astype(small))
+        cache[key] = kept
+    for counts in cache[key]:
+        yield counts.astype(np.float64)
+
+
+def _drawn_weights(rows: int, resamples: int, seed: int | None, chunk: int | None) -> Iterator[Any]:
     np: Any = require("numpy", "data")
     rng = np.random.default_rng(seed)
     width = chunk or max(1, min(resamples, CHUNK_CELLS // max(rows, 1)))
