@@ -46,6 +46,10 @@ _EXPORTS: dict[str, str] = {
     "checks": "shipyard.validation",
     "ModelVersion": "shipyard.store.entities",
     "RegisteredModel": "shipyard.store.entities",
+    # pipelines
+    "step": "shipyard.pipelines",
+    "pipeline": "shipyard.pipelines",
+    "PipelineResult": "shipyard.pipelines",
     # records
     "Run": "shipyard.store.entities",
     "Experiment": "shipyard.store.entities",
@@ -92,6 +96,9 @@ if TYPE_CHECKING:
     from shipyard.errors import StoreError as StoreError
     from shipyard.errors import ValidationFailed as ValidationFailed
     from shipyard.models import PythonModel as PythonModel
+    from shipyard.pipelines import PipelineResult as PipelineResult
+    from shipyard.pipelines import pipeline as pipeline
+    from shipyard.pipelines import step as step
     from shipyard.registry.api import get_model_version as get_model_version
     from shipyard.registry.api import load_model as load_model
     from shipyard.registry.api import promote as promote

@@ -205,3 +205,14 @@ def test_concurrent_promotions_leave_one_winner(store: Store) -> None:
     assert store.get_registered_model("iris-clf").aliases == {"production": won[0]}
     moves = [e for e in store.list_audit("iris-clf") if e.action == "set_alias"]
     assert len(moves) == 2  # the first set and the one winner; losers changed nothing
+
+
+def test_step_cache_first_writer_wins(store: Store) -> None:
+    run_a, run_b = "a" * 32, "b" * 32
+    outputs = [{"name": "0", "files": [{"path": "data.parquet", "digest": "c" * 64, "size": 3}]}]
+    assert store.get_step_cache("k" * 64) is None
+    assert store.put_step_cache("k" * 64, run_a, "load", outputs) is True
+    assert store.put_step_cache("k" * 64, run_b, "load", []) is False
+    entry = store.get_step_cache("k" * 64)
+    assert entry is not None and entry["run_id"] == run_a and entry["outputs"] == outputs
+    assert entry["step"] == "load"

@@ -232,3 +232,18 @@ model_audit = sa.Table(
     sa.Column("details", sa.Text, nullable=False, server_default="{}"),
     sa.Index("ix_model_audit_model", "model", "id"),
 )
+
+# -- pipelines (migration 0003) --------------------------------------------------------------
+
+# A step execution whose outputs can be reused: cache key -> the step run that made them and
+# the outputs' file manifests (JSON). Written only after the step succeeded and its outputs
+# were stored, so a half-written output is never a hit.
+step_cache = sa.Table(
+    "step_cache",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("run_id", sa.String(32), nullable=False),
+    sa.Column("step", sa.String(KEY_LEN), nullable=False),
+    sa.Column("outputs", sa.Text, nullable=False),
+    sa.Column("created_at", Double, nullable=False),
+)

@@ -477,6 +477,44 @@ class SqlStore(RegistryMixin):
 
         return self._read(read)
 
+    # -- step cache ----------------------------------------------------------------------
+
+    def put_step_cache(
+        self, key: str, run_id: str, step: str, outputs: Sequence[Mapping[str, Any]]
+    ) -> bool:
+        """Remember a step's outputs under its cache key; False if the key was taken (the
+        first writer wins: both made the same outputs)."""
+        v.check_run_id(run_id)
+        text = json.dumps([dict(o) for o in outputs])
+
+        def put(conn: sa.Connection) -> bool:
+            if conn.execute(sa.select(t.step_cache.c.key).where(t.step_cache.c.key == key)).first():
+                return False
+            conn.execute(
+                t.step_cache.insert().values(
+                    key=key, run_id=run_id, step=step, outputs=text, created_at=time.time()
+                )
+            )
+            return True
+
+        return self._write(put)
+
+    def get_step_cache(self, key: str) -> dict[str, Any] | None:
+        """``{"run_id", "step", "outputs", "created_at"}`` stored under ``key``, or None."""
+
+        def read(conn: sa.Connection) -> dict[str, Any] | None:
+            row = conn.execute(sa.select(t.step_cache).where(t.step_cache.c.key == key)).first()
+            if row is None:
+                return None
+            return {
+                "run_id": row.run_id,
+                "step": row.step,
+                "outputs": json.loads(row.outputs),
+                "created_at": row.created_at,
+            }
+
+        return self._read(read)
+
     def referenced_digests(self) -> set[str]:
         """Every blob digest a run's manifest, a model version or a validation holds."""
         runs = self._read(

@@ -1,0 +1,311 @@
+"""Running a pipeline's DAG: one child run per step, outputs stored by type, a cache key per
+step execution, and cache hits that reuse outputs without running the code.
+
+The pipeline is a run; each step execution is a child run holding the step's parameters,
+what it logs, its status, duration and output files (``outputs/<n>/...``). A step's outputs
+are stored, and its cache entry written, only after it succeeded, so nothing half-written is
+ever a hit. A failing step fails only the steps that depend on it.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from shipyard.errors import InvalidInput
+from shipyard.pipelines.dag import Dag, Handle, Node, Pipeline, Step
+from shipyard.store.entities import ArtifactEntry
+
+EXECUTORS = ("inline",)
+FINISHED, FAILED, CACHED, SKIPPED = "finished", "failed", "cached", "skipped"
+
+
+@dataclass
+class Output:
+    """A stored step output: its files (relative to the output's folder) and how to read it."""
+
+    files: list[ArtifactEntry]
+    meta: dict[str, Any]
+
+    @property
+    def digest(self) -> str:
+        from shipyard.store.sql.registry import manifest_digest
+
+        return manifest_digest(self.files)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"files": [vars(f) for f in self.files], "meta": self.meta}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Output:
+        return cls([ArtifactEntry(**f) for f in data["files"]], dict(data["meta"]))
+
+
+@dataclass
+class StepOutcome:
+    node: str
+    step: str
+    status: str
+    run_id: str | None = None
+    cached_from: str | None = None
+    duration: float = 0.0
+    error: str | None = None
+    cache_key: str | None = None
+    outputs: list[Output] = field(default_factory=list)
+
+
+@dataclass
+class PipelineResult:
+    """What a pipeline run did: its run id, status, each step's outcome, and its value."""
+
+    run_id: str
+    status: str
+    steps: dict[str, StepOutcome]
+    value: Any = None
+
+    def __repr__(self) -> str:
+        counts: dict[str, int] = {}
+        for outcome in self.steps.values():
+            counts[outcome.status] = counts.get(outcome.status, 0) + 1
+        summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+        return f"<PipelineResult {self.run_id[:8]} {self.status}: {summary}>"
+
+
+def run_pipeline(
+    pipeline: Pipeline,
+    params: dict[str, Any],
+    *,
+    executor: str = "inline",
+    max_workers: int | None = None,
+    cache: bool = True,
+) -> PipelineResult:
+    import shipyard as sy
+
+    if executor not in EXECUTORS:
+        raise InvalidInput(
+            f"unknown executor {executor!r} (this Shipyard has: {', '.join(EXECUTORS)})"
+        )
+    arguments = pipeline.bind(params)
+    dag = pipeline.build(**arguments)
+    tags = {"shipyard.pipeline": pipeline.name, "shipyard.executor": executor}
+    logged = {k: _shown(v) for k, v in arguments.items()}
+    with sy.start_run(name=pipeline.name, params=logged, tags=tags) as run:
+        run.log_dict(dag.describe(), "shipyard/pipeline.json")
+        runner = _Runner(dag, cache=cache)
+        runner.run_all()
+        failed = [o for o in runner.outcomes.values() if o.status == FAILED]
+        status = FAILED if failed else FINISHED
+        value = runner.resolve(dag.result) if not failed else None
+        if failed:
+            run.end("failed", f"steps failed: {', '.join(o.node for o in failed)}")
+    return PipelineResult(run.id, status, runner.outcomes, value)
+
+
+def _shown(value: Any) -> str:
+    text = repr(value) if not isinstance(value, str) else value
+    return text if len(text) <= 500 else text[:497] + "..."
+
+
+class _Runner:
+    """Runs the nodes of one DAG in the current process, in order."""
+
+    def __init__(self, dag: Dag, *, cache: bool) -> None:
+        from shipyard.tracking.tracker import get_tracker
+
+        self.dag = dag
+        self.cache = cache
+        self.tracker = get_tracker()
+        self.outcomes: dict[str, StepOutcome] = {}
+        self.values: dict[tuple[str, int | None], Any] = {}
+
+    def run_all(self) -> None:
+        for node in self.dag.nodes:
+            blocked = [
+                up.id for up in node.upstream if self.outcomes[up.id].status in (FAILED, SKIPPED)
+            ]
+            if blocked:
+                self.outcomes[node.id] = StepOutcome(
+                    node.id, node.step.name, SKIPPED, error=f"upstream failed: {', '.join(blocked)}"
+                )
+                continue
+            self.outcomes[node.id] = self.run_node(node)
+
+    # -- one node ----------------------------------------------------------------------------
+
+    def run_node(self, node: Node) -> StepOutcome:
+        from shipyard.pipelines.keys import step_cache_key
+
+        arguments = {name: self.resolve(value) for name, value in node.arguments.items()}
+        key = step_cache_key(node, self.input_digests(node))
+        entry = None
+        if self.cache and node.step.options.cache:
+            entry = self.tracker.store.get_step_cache(key)
+        if entry is not None:
+            return self.reuse(node, key, entry)
+        return self.execute(node, key, arguments)
+
+    def input_digests(self, node: Node) -> dict[str, str]:
+        """For each argument that is a step output, the digest of its stored files."""
+        out: dict[str, str] = {}
+        for name, value in node.arguments.items():
+            parts = [self.outcomes[h.node.id].outputs[h.index or 0].digest for h in _handles(value)]
+            if parts:
+                out[name] = ",".join(parts)
+        return out
+
+    def reuse(self, node: Node, key: str, entry: dict[str, Any]) -> StepOutcome:
+        import shipyard as sy
+
+        outputs = [Output.from_dict(o) for o in entry["outputs"]]
+        tags = {
+            "shipyard.step": node.step.name,
+            "shipyard.cache_key": key,
+            "shipyard.cached_from": entry["run_id"],
+        }
+        with sy.start_run(name=node.id, nested=True, tags=tags) as run:
+            run.log_params(self.params_of(node))
+            run._record(_as_artifacts(outputs))
+        for index, output in enumerate(outputs):
+            self.values[(node.id, self._slot(node, index))] = _Lazy(self.tracker, output)
+        return StepOutcome(
+            node.id, node.step.name, CACHED, run.id, entry["run_id"], 0.0, None, key, outputs
+        )
+
+    def execute(self, node: Node, key: str, arguments: dict[str, Any]) -> StepOutcome:
+        import shipyard as sy
+
+        step = node.step
+        tags = {"shipyard.step": step.name, "shipyard.cache_key": key}
+        started = time.perf_counter()
+        run = sy.start_run(name=node.id, nested=True, tags=tags)
+        try:
+            run.log_params(self.params_of(node))
+            result = _call_with_retries(step, arguments, run)
+            values = _split(node, result)
+            outputs = [self.store_output(value) for value in values]
+            run._record(_as_artifacts(outputs))
+        except Exception as exc:
+            text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+            run.end("failed", exc)
+            print(f"step {node.id!r} failed:\n{text}", file=sys.stderr, end="")
+            return StepOutcome(
+                node.id, step.name, FAILED, run.id, None, time.perf_counter() - started,
+                f"{type(exc).__name__}: {exc}", key,
+            )  # fmt: skip
+        except BaseException:
+            run.end("killed")
+            raise
+        run.end("finished")
+        if step.options.cache:
+            self.tracker.store.put_step_cache(
+                key, run.id, step.name, [o.to_dict() for o in outputs]
+            )
+        for index, value in enumerate(values):
+            self.values[(node.id, self._slot(node, index))] = value
+        return StepOutcome(
+            node.id, step.name, FINISHED, run.id, None, time.perf_counter() - started, None, key,
+            outputs,
+        )  # fmt: skip
+
+    @staticmethod
+    def _slot(node: Node, index: int) -> int | None:
+        return None if node.outputs is None else index
+
+    def params_of(self, node: Node) -> dict[str, str]:
+        return {
+            name: _shown(value)
+            for name, value in node.arguments.items()
+            if not any(True for _ in _handles(value))
+        }
+
+    def store_output(self, value: Any) -> Output:
+        from shipyard.artifacts.folders import upload_folder
+        from shipyard.pipelines.materializers import save_output
+
+        with tempfile.TemporaryDirectory(prefix="shipyard-output-") as tmp:
+            meta = save_output(value, Path(tmp))
+            files = upload_folder(self.tracker.blobs, Path(tmp))
+        return Output(files, meta)
+
+    # -- values --------------------------------------------------------------------------------
+
+    def resolve(self, value: Any) -> Any:
+        """``value`` with every handle replaced by the output it stands for."""
+        if isinstance(value, Handle):
+            found = self.values[value.key]
+            return found.load() if isinstance(found, _Lazy) else found
+        if isinstance(value, list):
+            return [self.resolve(v) for v in value]
+        if isinstance(value, tuple):
+            return tuple(self.resolve(v) for v in value)
+        if isinstance(value, dict):
+            return {k: self.resolve(v) for k, v in value.items()}
+        return value
+
+
+class _Lazy:
+    """A cached output, read from the artifact store the first time a step needs it."""
+
+    def __init__(self, tracker: Any, output: Output) -> None:
+        self.tracker = tracker
+        self.output = output
+        self._value: Any = None
+        self._loaded = False
+
+    def load(self) -> Any:
+        if not self._loaded:
+            from shipyard.artifacts.folders import materialize
+            from shipyard.pipelines.materializers import load_output
+
+            files = self.output.files
+            folder = materialize(
+                self.tracker.blobs, files, self.output.digest, "a cached step output",
+                files[0].path if files else "",
+            )  # fmt: skip
+            self._value = load_output(folder, self.output.meta)
+            self._loaded = True
+        return self._value
+
+
+def _handles(value: Any) -> list[Handle]:
+    from shipyard.pipelines.dag import _handles as walk
+
+    return list(walk(value))
+
+
+def _as_artifacts(outputs: list[Output]) -> list[ArtifactEntry]:
+    return [
+        ArtifactEntry(f"outputs/{i}/{f.path}", f.digest, f.size)
+        for i, output in enumerate(outputs)
+        for f in output.files
+    ]
+
+
+def _split(node: Node, result: Any) -> list[Any]:
+    if node.outputs is None:
+        return [result]
+    if not isinstance(result, tuple) or len(result) != node.outputs:
+        got = f"a tuple of {len(result)}" if isinstance(result, tuple) else type(result).__name__
+        raise InvalidInput(f"step {node.id!r} should return a tuple of {node.outputs}, got {got}")
+    return list(result)
+
+
+def _call_with_retries(step: Step, arguments: dict[str, Any], run: Any) -> Any:
+    """Call the step while its run is the active one (so sy.log_* go to it); retry with
+    exponential backoff, recording each failed attempt on the run."""
+    attempts = step.options.retries + 1
+    for attempt in range(attempts):
+        try:
+            return step.fn(**arguments)
+        except Exception as exc:
+            if attempt == attempts - 1:
+                raise
+            run.set_tag(f"shipyard.retry.{attempt + 1}", f"{type(exc).__name__}: {exc}"[:500])
+            time.sleep(step.options.retry_delay * 2**attempt)
+    raise AssertionError("unreachable")

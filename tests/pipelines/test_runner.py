@@ -1,0 +1,179 @@
+"""Pipelines run inline: child runs, stored outputs, cache hits, failures, retries."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import shipyard as sy
+from shipyard.errors import InvalidInput
+
+CALLS: list[str] = []
+
+
+@sy.step
+def load(n: int) -> pd.DataFrame:
+    CALLS.append("load")
+    return pd.DataFrame({"x": np.arange(n, dtype=float), "y": np.arange(n) % 2})
+
+
+@sy.step
+def split(df: pd.DataFrame, frac: float = 0.5) -> tuple[pd.DataFrame, pd.DataFrame]:
+    CALLS.append("split")
+    cut = int(len(df) * frac)
+    return df.iloc[:cut], df.iloc[cut:]
+
+
+@sy.step
+def mean(df: pd.DataFrame) -> float:
+    CALLS.append("mean")
+    value = float(df["x"].mean())
+    sy.log_metric("mean", value)
+    return value
+
+
+@sy.step
+def total(a: float, b: float) -> dict[str, float]:
+    CALLS.append("total")
+    return {"a": a, "b": b, "sum": a + b}
+
+
+@sy.pipeline
+def stats(n: int = 10, frac: float = 0.5):  # type: ignore[no-untyped-def]
+    left, right = split(load(n), frac)
+    return total(mean(left), mean(right))
+
+
+@pytest.fixture(autouse=True)
+def _fresh(tracking):  # type: ignore[no-untyped-def]
+    CALLS.clear()
+    return tracking
+
+
+def test_runs_steps_as_child_runs_and_returns_the_value(tracking) -> None:  # type: ignore[no-untyped-def]
+    result = stats.run(n=10)
+    assert result.status == "finished"
+    assert result.value == {"a": 2.0, "b": 7.0, "sum": 9.0}
+    assert list(result.steps) == ["load", "split", "mean", "mean_2", "total"]
+    assert CALLS == ["load", "split", "mean", "mean", "total"]
+    pipeline_run = sy.get_run(result.run_id)
+    assert pipeline_run.params == {"n": "10", "frac": "0.5"}
+    assert pipeline_run.tags["shipyard.pipeline"] == "stats"
+    child = sy.get_run(result.steps["mean_2"].run_id)
+    assert child.parent_id == result.run_id and child.status == "finished"
+    assert child.metrics == {"mean": 7.0}  # sy.log_metric inside a step goes to its run
+    paths = [a.path for a in tracking.store.list_artifacts(result.steps["load"].run_id)]
+    assert any(p.startswith("outputs/0/") for p in paths)
+    assert sy.get_run(result.steps["split"].run_id).params == {"frac": "0.5"}
+
+
+def test_an_unchanged_rerun_is_all_cache_hits(tracking) -> None:  # type: ignore[no-untyped-def]
+    first = stats.run(n=10)
+    CALLS.clear()
+    second = stats.run(n=10)
+    assert CALLS == []
+    assert {o.status for o in second.steps.values()} == {"cached"}
+    assert second.value == first.value
+    hit = second.steps["total"]
+    assert hit.cached_from == first.steps["total"].run_id
+    assert sy.get_run(hit.run_id).tags["shipyard.cached_from"] == hit.cached_from
+
+
+def test_a_changed_param_reruns_what_it_changes(tracking) -> None:  # type: ignore[no-untyped-def]
+    stats.run(n=10)
+    CALLS.clear()
+    result = stats.run(n=10, frac=0.3)
+    statuses = {k: o.status for k, o in result.steps.items()}
+    assert statuses["load"] == "cached" and statuses["split"] == "finished"
+    assert CALLS == ["split", "mean", "mean", "total"]
+    CALLS.clear()
+    no_cache = stats.run(n=10, frac=0.3, cache=False)
+    assert CALLS == ["load", "split", "mean", "mean", "total"]
+    assert no_cache.value == result.value
+
+
+def test_a_failing_step_fails_only_what_depends_on_it(tracking, capsys) -> None:  # type: ignore[no-untyped-def]
+    @sy.step
+    def boom(df: pd.DataFrame) -> float:
+        raise ValueError("bad data")
+
+    @sy.pipeline
+    def broken(n: int = 6):  # type: ignore[no-untyped-def]
+        df = load(n)
+        return total(boom(df), mean(df))
+
+    result = broken.run()
+    statuses = {k: o.status for k, o in result.steps.items()}
+    assert statuses == {
+        "load": "finished",
+        "boom": "failed",
+        "mean": "finished",
+        "total": "skipped",
+    }
+    assert result.status == "failed" and result.value is None
+    failed = sy.get_run(result.steps["boom"].run_id)
+    assert failed.status == "failed" and "ValueError: bad data" in (failed.error or "")
+    assert sy.get_run(result.run_id).status == "failed"
+    assert capsys.readouterr().err.count("ValueError: bad data") == 1
+
+
+def test_retries_with_backoff(tracking) -> None:  # type: ignore[no-untyped-def]
+    attempts: list[int] = []
+
+    @sy.step(retries=2, retry_delay=0.01, cache=False)
+    def flaky(n: int) -> int:
+        attempts.append(n)
+        if len(attempts) < 3:
+            raise ConnectionError("try again")
+        return n
+
+    @sy.pipeline
+    def once(n: int = 1):  # type: ignore[no-untyped-def]
+        return flaky(n)
+
+    result = once.run()
+    assert result.value == 1 and len(attempts) == 3
+    tags = sy.get_run(result.steps["flaky"].run_id).tags
+    assert tags["shipyard.retry.1"] == "ConnectionError: try again"
+
+
+def test_declared_files_are_part_of_the_key(tracking, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "data.csv").write_text("x\n1\n2\n")
+
+    @sy.step(reads=["*.csv"])
+    def read() -> int:
+        CALLS.append("read")
+        return len(pd.read_csv("data.csv"))
+
+    @sy.pipeline
+    def files():  # type: ignore[no-untyped-def]
+        return read()
+
+    assert files.run().value == 2
+    assert files.run().steps["read"].status == "cached"
+    (tmp_path / "data.csv").write_text("x\n1\n2\n3\n")
+    assert files.run().value == 3 and CALLS == ["read", "read"]
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: stats.run(n=1, wrong=2), "unexpected keyword argument 'wrong'"),
+        (lambda: stats(3), "run a pipeline with stats.run"),
+        (lambda: sy.pipeline(lambda: mean(load(1), 5)).run(), "step 'mean': too many"),
+        (lambda: sy.pipeline(lambda: [x for x in load(2)]).run(), "cannot be unpacked"),
+        (lambda: sy.pipeline(lambda: 1 if load(2) else 0).run(), "not known while"),
+        (lambda: sy.pipeline(lambda: None).run(), "calls no steps"),
+        (lambda: stats.run(executor="spark"), "unknown executor 'spark'"),
+        (lambda: sy.step(retries=-1)(len), "retries must be at least 0"),
+    ],
+)
+def test_mistakes_are_caught_before_anything_runs(tracking, build, message) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(InvalidInput, match=message):
+        build()
+    assert CALLS == []
+
+
+def test_a_step_outside_a_pipeline_is_a_plain_call() -> None:
+    assert mean(pd.DataFrame({"x": [1.0, 3.0]})) == 2.0
