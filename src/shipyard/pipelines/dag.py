@@ -275,12 +275,26 @@ class Pipeline:
         executor: str = "inline",
         max_workers: int | None = None,
         cache: bool = True,
+        on_event: Callable[[str, Any], None] | None = None,
         **params: Any,
     ) -> Any:
-        """Build the DAG with ``params`` and run it; returns a PipelineResult."""
+        """Build the DAG with ``params`` and run it; returns a PipelineResult.
+
+        ``executor``: ``"inline"`` (one step after another in this process) or
+        ``"processes"`` (independent steps at once, up to ``max_workers``, each in its own
+        process, stopped at its ``timeout``). ``on_event(kind, subject)`` is called with
+        ``("start", node)`` before a step and ``("end", outcome)`` after it.
+        """
         from shipyard.pipelines.runner import run_pipeline
 
-        return run_pipeline(self, params, executor=executor, max_workers=max_workers, cache=cache)
+        return run_pipeline(
+            self,
+            params,
+            executor=executor,
+            max_workers=max_workers,
+            cache=cache,
+            on_event=on_event,
+        )
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         raise InvalidInput(

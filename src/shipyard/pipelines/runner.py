@@ -13,7 +13,7 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,8 @@ from shipyard.errors import InvalidInput
 from shipyard.pipelines.dag import Dag, Handle, Node, Pipeline, Step
 from shipyard.store.entities import ArtifactEntry
 
-EXECUTORS = ("inline",)
+EXECUTORS = ("inline", "processes")
+EventHook = Callable[[str, Any], None]  # ("start", Node) before a step, ("end", StepOutcome)
 FINISHED, FAILED, CACHED, SKIPPED = "finished", "failed", "cached", "skipped"
 
 
@@ -84,6 +85,7 @@ def run_pipeline(
     executor: str = "inline",
     max_workers: int | None = None,
     cache: bool = True,
+    on_event: EventHook | None = None,
 ) -> PipelineResult:
     import shipyard as sy
 
@@ -97,8 +99,13 @@ def run_pipeline(
     logged = {k: _shown(v) for k, v in arguments.items()}
     with sy.start_run(name=pipeline.name, params=logged, tags=tags) as run:
         run.log_dict(dag.describe(), "shipyard/pipeline.json")
-        runner = _Runner(dag, cache=cache)
-        runner.run_all()
+        runner = _Runner(dag, cache=cache, on_event=on_event)
+        if executor == "processes":
+            from shipyard.pipelines.processes import ProcessScheduler
+
+            ProcessScheduler(runner, max_workers).run_all(run.id, run.info.experiment_id)
+        else:
+            runner.run_all()
         failed = [o for o in runner.outcomes.values() if o.status == FAILED]
         status = FAILED if failed else FINISHED
         value = runner.resolve(dag.result) if not failed else None
@@ -115,14 +122,24 @@ def _shown(value: Any) -> str:
 class _Runner:
     """Runs the nodes of one DAG in the current process, in order."""
 
-    def __init__(self, dag: Dag, *, cache: bool) -> None:
+    def __init__(self, dag: Dag, *, cache: bool, on_event: EventHook | None = None) -> None:
         from shipyard.tracking.tracker import get_tracker
 
         self.dag = dag
         self.cache = cache
+        self.on_event = on_event
         self.tracker = get_tracker()
         self.outcomes: dict[str, StepOutcome] = {}
         self.values: dict[tuple[str, int | None], Any] = {}
+
+    def notify(self, event: str, subject: Any) -> None:
+        if self.on_event is not None:
+            self.on_event(event, subject)
+
+    def remember(self, node: Node, outputs: list[Output]) -> None:
+        """Outputs stored elsewhere (a worker process), read when a later step needs them."""
+        for index, output in enumerate(outputs):
+            self.values[(node.id, self._slot(node, index))] = _Lazy(self.tracker, output)
 
     def run_all(self) -> None:
         for node in self.dag.nodes:
@@ -134,7 +151,9 @@ class _Runner:
                     node.id, node.step.name, SKIPPED, error=f"upstream failed: {', '.join(blocked)}"
                 )
                 continue
+            self.notify("start", node)
             self.outcomes[node.id] = self.run_node(node)
+            self.notify("end", self.outcomes[node.id])
 
     # -- one node ----------------------------------------------------------------------------
 
@@ -171,8 +190,7 @@ class _Runner:
         with sy.start_run(name=node.id, nested=True, tags=tags) as run:
             run.log_params(self.params_of(node))
             run._record(_as_artifacts(outputs))
-        for index, output in enumerate(outputs):
-            self.values[(node.id, self._slot(node, index))] = _Lazy(self.tracker, output)
+        self.remember(node, outputs)
         return StepOutcome(
             node.id, node.step.name, CACHED, run.id, entry["run_id"], 0.0, None, key, outputs
         )
@@ -225,13 +243,11 @@ class _Runner:
         }
 
     def store_output(self, value: Any) -> Output:
-        from shipyard.artifacts.folders import upload_folder
-        from shipyard.pipelines.materializers import save_output
+        return _store(self.tracker.blobs, value)
 
-        with tempfile.TemporaryDirectory(prefix="shipyard-output-") as tmp:
-            meta = save_output(value, Path(tmp))
-            files = upload_folder(self.tracker.blobs, Path(tmp))
-        return Output(files, meta)
+    @staticmethod
+    def store_output_in(run: Any, value: Any) -> Output:
+        return _store(run._tracker.blobs, value)
 
     # -- values --------------------------------------------------------------------------------
 
@@ -247,6 +263,23 @@ class _Runner:
         if isinstance(value, dict):
             return {k: self.resolve(v) for k, v in value.items()}
         return value
+
+
+def _store(blobs: Any, value: Any) -> Output:
+    from shipyard.artifacts.folders import upload_folder
+    from shipyard.pipelines.materializers import save_output
+
+    with tempfile.TemporaryDirectory(prefix="shipyard-output-") as tmp:
+        meta = save_output(value, Path(tmp))
+        files = upload_folder(blobs, Path(tmp))
+    return Output(files, meta)
+
+
+def _load_stored(output: Mapping[str, Any]) -> Any:
+    """A stored output, read back through this process's tracker."""
+    from shipyard.tracking.tracker import get_tracker
+
+    return _Lazy(get_tracker(), Output.from_dict(output)).load()
 
 
 class _Lazy:

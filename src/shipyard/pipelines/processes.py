@@ -1,0 +1,294 @@
+"""The ``processes`` executor: independent steps run at once, each in its own process.
+
+Each step execution is a fresh process forked from a forkserver (a clean, single-threaded
+parent that has Shipyard and pandas imported already), so a step can be stopped at its
+timeout and a crash takes only that step down. The step, its arguments and the stored
+outputs it reads travel to the worker with cloudpickle; the worker opens the step's child
+run, runs the step, stores its outputs in the artifact store and ends the run; the parent
+schedules, reuses cache hits itself, and writes cache entries only for steps that succeeded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+from shipyard.errors import InvalidInput, NotFound
+from shipyard.pipelines.dag import Handle, Node
+
+PRELOAD = ["shipyard.pipelines.processes", "shipyard.pipelines.runner", "pandas"]
+
+
+@dataclass
+class _Running:
+    node: Node
+    process: Any
+    conn: Connection
+    key: str
+    started: float
+    deadline: float | None
+    run_id: str | None = None
+
+
+def _context() -> Any:
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    ctx = multiprocessing.get_context(method)
+    if method == "forkserver":
+        ctx.set_forkserver_preload(PRELOAD)
+    return ctx
+
+
+class ProcessScheduler:
+    """Runs the DAG of a ``_Runner`` with up to ``max_workers`` step processes at once."""
+
+    def __init__(self, runner: Any, max_workers: int | None) -> None:
+        if max_workers is not None and (isinstance(max_workers, bool) or max_workers < 1):
+            raise InvalidInput(f"max_workers must be at least 1, got {max_workers!r}")
+        self.runner = runner
+        self.max_workers = max_workers or os.cpu_count() or 1
+        self.ctx = _context()
+        self.running: dict[str, _Running] = {}
+
+    def run_all(self, parent_run_id: str, experiment_id: int) -> None:
+        from shipyard.pipelines.runner import SKIPPED, StepOutcome
+
+        runner = self.runner
+        pending = list(runner.dag.nodes)
+        try:
+            while pending or self.running:
+                for node in list(pending):
+                    states = [runner.outcomes.get(up.id) for up in node.upstream]
+                    blocked = [up.id for up, o in zip(node.upstream, states, strict=True)
+                               if o is not None and o.status in ("failed", SKIPPED)]  # fmt: skip
+                    if blocked:
+                        pending.remove(node)
+                        runner.outcomes[node.id] = StepOutcome(
+                            node.id, node.step.name, SKIPPED,
+                            error=f"upstream failed: {', '.join(blocked)}",
+                        )  # fmt: skip
+                        runner.notify("end", runner.outcomes[node.id])
+                    elif (
+                        all(o is not None for o in states) and len(self.running) < self.max_workers
+                    ):
+                        pending.remove(node)
+                        self._start_or_reuse(node, parent_run_id, experiment_id)
+                self._collect()
+        except BaseException:
+            self._stop_all("killed", "the pipeline was interrupted")
+            raise
+
+    def _start_or_reuse(self, node: Node, parent_run_id: str, experiment_id: int) -> None:
+        from shipyard.pipelines.keys import step_cache_key
+
+        runner = self.runner
+        runner.notify("start", node)
+        key = step_cache_key(node, runner.input_digests(node))
+        if runner.cache and node.step.options.cache:
+            entry = runner.tracker.store.get_step_cache(key)
+            if entry is not None:
+                runner.outcomes[node.id] = runner.reuse(node, key, entry)
+                runner.notify("end", runner.outcomes[node.id])
+                return
+        try:
+            job = _job_bytes(node, runner, key, parent_run_id, experiment_id)
+        except InvalidInput as exc:
+            from shipyard.pipelines.runner import FAILED, StepOutcome
+
+            print(f"step {node.id!r} failed: {exc.message}", file=sys.stderr)
+            runner.outcomes[node.id] = StepOutcome(
+                node.id, node.step.name, FAILED, None, None, 0.0, exc.message, key
+            )
+            runner.notify("end", runner.outcomes[node.id])
+            return
+        receive, send = self.ctx.Pipe(duplex=False)
+        env = {
+            "SHIPYARD_URI": runner.tracker.uri,
+            "SHIPYARD_ARTIFACTS": runner.tracker.artifact_root,
+            "SHIPYARD_CAPTURE": "false",  # the pipeline run has it; each step need not
+        }
+        process = self.ctx.Process(
+            target=_worker, args=(list(sys.path), env, os.getcwd(), job, send), daemon=True
+        )
+        process.start()
+        send.close()
+        timeout = node.step.options.timeout
+        now = time.monotonic()
+        self.running[node.id] = _Running(
+            node, process, receive, key, now, None if timeout is None else now + timeout
+        )
+
+    def _collect(self) -> None:
+        if not self.running:
+            return
+        deadlines = [r.deadline for r in self.running.values() if r.deadline is not None]
+        wait_for = 0.2
+        if deadlines:
+            wait_for = max(0.0, min(wait_for, min(deadlines) - time.monotonic()))
+        ready = wait([r.conn for r in self.running.values()], timeout=wait_for)
+        for item in list(self.running.values()):
+            if item.conn in ready:
+                self._receive(item)
+            elif item.deadline is not None and time.monotonic() >= item.deadline:
+                timeout = item.node.step.options.timeout
+                self._finish_killed(item, "failed", f"timed out after {timeout:g} s")
+
+    def _receive(self, item: _Running) -> None:
+        from shipyard.pipelines.runner import FAILED, FINISHED, Output, StepOutcome
+
+        runner = self.runner
+        while True:
+            try:
+                kind, payload = item.conn.recv()
+            except EOFError:  # the worker died without a word
+                item.process.join(5)
+                code = item.process.exitcode
+                self._finish_killed(item, "failed", f"the step's process exited with code {code}")
+                return
+            if kind == "started":
+                item.run_id = payload
+                if not item.conn.poll():
+                    return  # still running
+                continue
+            break
+        item.process.join(5)
+        del self.running[item.node.id]
+        node = item.node
+        duration = time.monotonic() - item.started
+        if kind == "failed":
+            print(f"step {node.id!r} failed:\n{payload['traceback']}", file=sys.stderr, end="")
+            outcome = StepOutcome(node.id, node.step.name, FAILED, payload["run_id"], None,
+                                  duration, payload["error"], item.key)  # fmt: skip
+        else:
+            outputs = [Output.from_dict(o) for o in payload["outputs"]]
+            if node.step.options.cache:
+                runner.tracker.store.put_step_cache(
+                    item.key, payload["run_id"], node.step.name, payload["outputs"]
+                )
+            runner.remember(node, outputs)
+            outcome = StepOutcome(node.id, node.step.name, FINISHED, payload["run_id"], None,
+                                  duration, None, item.key, outputs)  # fmt: skip
+        runner.outcomes[node.id] = outcome
+        runner.notify("end", outcome)
+
+    def _finish_killed(self, item: _Running, status: str, why: str) -> None:
+        from shipyard.pipelines.runner import FAILED, StepOutcome
+
+        item.process.terminate()
+        item.process.join(5)
+        if item.process.is_alive():
+            item.process.kill()
+        self.running.pop(item.node.id, None)
+        if item.run_id is not None:
+            with contextlib.suppress(NotFound):
+                self.runner.tracker.store.set_run_status(
+                    item.run_id, status, end_time=time.time(), error=why
+                )
+        node = item.node
+        outcome = StepOutcome(node.id, node.step.name, FAILED, item.run_id, None,
+                              time.monotonic() - item.started, why, item.key)  # fmt: skip
+        self.runner.outcomes[node.id] = outcome
+        print(f"step {node.id!r} failed: {why}", file=sys.stderr)
+        self.runner.notify("end", outcome)
+
+    def _stop_all(self, status: str, why: str) -> None:
+        for item in list(self.running.values()):
+            self._finish_killed(item, status, why)
+
+
+class _StoredInput:
+    """Stands for a step output in a job: the worker reads it from the artifact store."""
+
+    def __init__(self, output: dict[str, Any]) -> None:
+        self.output = output
+
+
+def _job_bytes(node: Node, runner: Any, key: str, parent_run_id: str, experiment_id: int) -> bytes:
+    import cloudpickle
+
+    from shipyard.pipelines.materializers import check_picklable
+
+    def stored(value: Any) -> Any:
+        if isinstance(value, Handle):
+            return _StoredInput(runner.outcomes[value.node.id].outputs[value.index or 0].to_dict())
+        if isinstance(value, list):
+            return [stored(v) for v in value]
+        if isinstance(value, tuple):
+            return tuple(stored(v) for v in value)
+        if isinstance(value, dict):
+            return {k: stored(v) for k, v in value.items()}
+        return value
+
+    arguments = {name: stored(value) for name, value in node.arguments.items()}
+    job = {
+        "node": node.id,
+        "step": node.step,
+        "arguments": arguments,
+        "params": runner.params_of(node),
+        "key": key,
+        "parent_run_id": parent_run_id,
+        "experiment_id": experiment_id,
+    }
+    try:
+        return bytes(cloudpickle.dumps(job))
+    except Exception:
+        check_picklable(node.step.fn, node.id)
+        for value in arguments.values():
+            check_picklable(value, node.id)
+        raise
+
+
+def _worker(
+    path: list[str], env: dict[str, str], cwd: str, job_bytes: bytes, conn: Connection
+) -> None:
+    """A step's process: open its run, run it, store its outputs, report back."""
+    sys.path[:] = path
+    os.environ.update(env)
+    os.chdir(cwd)
+    import cloudpickle
+
+    import shipyard as sy
+    from shipyard.pipelines.runner import _call_with_retries, _load_stored, _Runner, _split
+
+    job = cloudpickle.loads(job_bytes)
+    node_id, step = job["node"], job["step"]
+    tags = {"shipyard.step": step.name, "shipyard.cache_key": job["key"]}
+    run = sy.start_run(name=node_id, parent_id=job["parent_run_id"],
+                       experiment=job["experiment_id"], tags=tags)  # fmt: skip
+    run._tracker.writer.flush()  # the run exists before anyone may stop this process
+    conn.send(("started", run.id))
+    try:
+        run.log_params(job["params"])
+        arguments = {k: _resolve_stored(v, _load_stored) for k, v in job["arguments"].items()}
+        result = _call_with_retries(step, arguments, run)
+        node = Node(node_id, step, {}, step.outputs)
+        outputs = [_Runner.store_output_in(run, value) for value in _split(node, result)]
+        from shipyard.pipelines.runner import _as_artifacts
+
+        run._record(_as_artifacts(outputs))
+    except Exception as exc:
+        run.end("failed", exc)
+        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        conn.send(("failed", {"run_id": run.id, "error": f"{type(exc).__name__}: {exc}",
+                              "traceback": text}))  # fmt: skip
+        return
+    run.end("finished")
+    conn.send(("done", {"run_id": run.id, "outputs": [o.to_dict() for o in outputs]}))
+
+
+def _resolve_stored(value: Any, load: Any) -> Any:
+    if isinstance(value, _StoredInput):
+        return load(value.output)
+    if isinstance(value, list):
+        return [_resolve_stored(v, load) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_resolve_stored(v, load) for v in value)
+    if isinstance(value, dict):
+        return {k: _resolve_stored(v, load) for k, v in value.items()}
+    return value
