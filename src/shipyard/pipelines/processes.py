@@ -15,13 +15,14 @@ import multiprocessing
 import os
 import sys
 import time
-import traceback
+import uuid
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from shipyard.errors import InvalidInput, NotFound
-from shipyard.pipelines.dag import Handle, Node
+from shipyard.pipelines.dag import Node
+from shipyard.pipelines.worker import job_bytes, record_result
 
 PRELOAD = ["shipyard.pipelines.processes", "shipyard.pipelines.runner", "pandas"]
 
@@ -65,14 +66,19 @@ class ProcessScheduler:
             while pending or self.running:
                 for node in list(pending):
                     states = [runner.outcomes.get(up.id) for up in node.upstream]
-                    blocked = [up.id for up, o in zip(node.upstream, states, strict=True)
-                               if o is not None and o.status in ("failed", SKIPPED)]  # fmt: skip
+                    blocked = [
+                        up.id
+                        for up, o in zip(node.upstream, states, strict=True)
+                        if o is not None and o.status in ("failed", SKIPPED)
+                    ]
                     if blocked:
                         pending.remove(node)
                         runner.outcomes[node.id] = StepOutcome(
-                            node.id, node.step.name, SKIPPED,
+                            node.id,
+                            node.step.name,
+                            SKIPPED,
                             error=f"upstream failed: {', '.join(blocked)}",
-                        )  # fmt: skip
+                        )
                         runner.notify("end", runner.outcomes[node.id])
                     elif (
                         all(o is not None for o in states) and len(self.running) < self.max_workers
@@ -96,8 +102,9 @@ class ProcessScheduler:
                 runner.outcomes[node.id] = runner.reuse(node, key, entry)
                 runner.notify("end", runner.outcomes[node.id])
                 return
+        run_id = uuid.uuid4().hex
         try:
-            job = _job_bytes(node, runner, key, parent_run_id, experiment_id)
+            job = job_bytes(node, runner, key, parent_run_id, experiment_id, run_id)
         except InvalidInput as exc:
             from shipyard.pipelines.runner import FAILED, StepOutcome
 
@@ -121,7 +128,7 @@ class ProcessScheduler:
         timeout = node.step.options.timeout
         now = time.monotonic()
         self.running[node.id] = _Running(
-            node, process, receive, key, now, None if timeout is None else now + timeout
+            node, process, receive, key, now, None if timeout is None else now + timeout, run_id
         )
 
     def _collect(self) -> None:
@@ -140,42 +147,16 @@ class ProcessScheduler:
                 self._finish_killed(item, "failed", f"timed out after {timeout:g} s")
 
     def _receive(self, item: _Running) -> None:
-        from shipyard.pipelines.runner import FAILED, FINISHED, Output, StepOutcome
-
-        runner = self.runner
-        while True:
-            try:
-                kind, payload = item.conn.recv()
-            except EOFError:  # the worker died without a word
-                item.process.join(5)
-                code = item.process.exitcode
-                self._finish_killed(item, "failed", f"the step's process exited with code {code}")
-                return
-            if kind == "started":
-                item.run_id = payload
-                if not item.conn.poll():
-                    return  # still running
-                continue
-            break
+        try:
+            kind, payload = item.conn.recv()
+        except EOFError:  # the worker died without a word
+            item.process.join(5)
+            code = item.process.exitcode
+            self._finish_killed(item, "failed", f"the step's process exited with code {code}")
+            return
         item.process.join(5)
         del self.running[item.node.id]
-        node = item.node
-        duration = time.monotonic() - item.started
-        if kind == "failed":
-            print(f"step {node.id!r} failed:\n{payload['traceback']}", file=sys.stderr, end="")
-            outcome = StepOutcome(node.id, node.step.name, FAILED, payload["run_id"], None,
-                                  duration, payload["error"], item.key)  # fmt: skip
-        else:
-            outputs = [Output.from_dict(o) for o in payload["outputs"]]
-            if node.step.options.cache:
-                runner.tracker.store.put_step_cache(
-                    item.key, payload["run_id"], node.step.name, payload["outputs"]
-                )
-            runner.remember(node, outputs)
-            outcome = StepOutcome(node.id, node.step.name, FINISHED, payload["run_id"], None,
-                                  duration, None, item.key, outputs)  # fmt: skip
-        runner.outcomes[node.id] = outcome
-        runner.notify("end", outcome)
+        record_result(self.runner, item.node, item.key, kind, payload, item.started)
 
     def _finish_killed(self, item: _Running, status: str, why: str) -> None:
         from shipyard.pipelines.runner import FAILED, StepOutcome
@@ -191,8 +172,16 @@ class ProcessScheduler:
                     item.run_id, status, end_time=time.time(), error=why
                 )
         node = item.node
-        outcome = StepOutcome(node.id, node.step.name, FAILED, item.run_id, None,
-                              time.monotonic() - item.started, why, item.key)  # fmt: skip
+        outcome = StepOutcome(
+            node.id,
+            node.step.name,
+            FAILED,
+            item.run_id,
+            None,
+            time.monotonic() - item.started,
+            why,
+            item.key,
+        )
         self.runner.outcomes[node.id] = outcome
         print(f"step {node.id!r} failed: {why}", file=sys.stderr)
         self.runner.notify("end", outcome)
@@ -202,93 +191,10 @@ class ProcessScheduler:
             self._finish_killed(item, status, why)
 
 
-class _StoredInput:
-    """Stands for a step output in a job: the worker reads it from the artifact store."""
-
-    def __init__(self, output: dict[str, Any]) -> None:
-        self.output = output
-
-
-def _job_bytes(node: Node, runner: Any, key: str, parent_run_id: str, experiment_id: int) -> bytes:
-    import cloudpickle
-
-    from shipyard.pipelines.materializers import check_picklable
-
-    def stored(value: Any) -> Any:
-        if isinstance(value, Handle):
-            return _StoredInput(runner.outcomes[value.node.id].outputs[value.index or 0].to_dict())
-        if isinstance(value, list):
-            return [stored(v) for v in value]
-        if isinstance(value, tuple):
-            return tuple(stored(v) for v in value)
-        if isinstance(value, dict):
-            return {k: stored(v) for k, v in value.items()}
-        return value
-
-    arguments = {name: stored(value) for name, value in node.arguments.items()}
-    job = {
-        "node": node.id,
-        "step": node.step,
-        "arguments": arguments,
-        "params": runner.params_of(node),
-        "key": key,
-        "parent_run_id": parent_run_id,
-        "experiment_id": experiment_id,
-    }
-    try:
-        return bytes(cloudpickle.dumps(job))
-    except Exception:
-        check_picklable(node.step.fn, node.id)
-        for value in arguments.values():
-            check_picklable(value, node.id)
-        raise
-
-
 def _worker(
     path: list[str], env: dict[str, str], cwd: str, job_bytes: bytes, conn: Connection
 ) -> None:
-    """A step's process: open its run, run it, store its outputs, report back."""
-    sys.path[:] = path
-    os.environ.update(env)
-    os.chdir(cwd)
-    import cloudpickle
+    """A step's process: run the job and send back what happened."""
+    from shipyard.pipelines.worker import run_job
 
-    import shipyard as sy
-    from shipyard.pipelines.runner import _call_with_retries, _load_stored, _Runner, _split
-
-    job = cloudpickle.loads(job_bytes)
-    node_id, step = job["node"], job["step"]
-    tags = {"shipyard.step": step.name, "shipyard.cache_key": job["key"]}
-    run = sy.start_run(name=node_id, parent_id=job["parent_run_id"],
-                       experiment=job["experiment_id"], tags=tags)  # fmt: skip
-    run._tracker.writer.flush()  # the run exists before anyone may stop this process
-    conn.send(("started", run.id))
-    try:
-        run.log_params(job["params"])
-        arguments = {k: _resolve_stored(v, _load_stored) for k, v in job["arguments"].items()}
-        result = _call_with_retries(step, arguments, run)
-        node = Node(node_id, step, {}, step.outputs)
-        outputs = [_Runner.store_output_in(run, value) for value in _split(node, result)]
-        from shipyard.pipelines.runner import _as_artifacts
-
-        run._record(_as_artifacts(outputs))
-    except Exception as exc:
-        run.end("failed", exc)
-        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        conn.send(("failed", {"run_id": run.id, "error": f"{type(exc).__name__}: {exc}",
-                              "traceback": text}))  # fmt: skip
-        return
-    run.end("finished")
-    conn.send(("done", {"run_id": run.id, "outputs": [o.to_dict() for o in outputs]}))
-
-
-def _resolve_stored(value: Any, load: Any) -> Any:
-    if isinstance(value, _StoredInput):
-        return load(value.output)
-    if isinstance(value, list):
-        return [_resolve_stored(v, load) for v in value]
-    if isinstance(value, tuple):
-        return tuple(_resolve_stored(v, load) for v in value)
-    if isinstance(value, dict):
-        return {k: _resolve_stored(v, load) for k, v in value.items()}
-    return value
+    conn.send(run_job(path, env, cwd, job_bytes))

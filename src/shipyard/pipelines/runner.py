@@ -22,7 +22,7 @@ from shipyard.errors import InvalidInput
 from shipyard.pipelines.dag import Dag, Handle, Node, Pipeline, Step
 from shipyard.store.entities import ArtifactEntry
 
-EXECUTORS = ("inline", "processes")
+EXECUTORS = ("inline", "processes", "ray")
 EventHook = Callable[[str, Any], None]  # ("start", Node) before a step, ("end", StepOutcome)
 FINISHED, FAILED, CACHED, SKIPPED = "finished", "failed", "cached", "skipped"
 
@@ -104,6 +104,10 @@ def run_pipeline(
             from shipyard.pipelines.processes import ProcessScheduler
 
             ProcessScheduler(runner, max_workers).run_all(run.id, run.info.experiment_id)
+        elif executor == "ray":
+            from shipyard.pipelines.ray_executor import RayScheduler
+
+            RayScheduler(runner, max_workers).run_all(run.id, run.info.experiment_id)
         else:
             runner.run_all()
         failed = [o for o in runner.outcomes.values() if o.status == FAILED]
@@ -150,6 +154,7 @@ class _Runner:
                 self.outcomes[node.id] = StepOutcome(
                     node.id, node.step.name, SKIPPED, error=f"upstream failed: {', '.join(blocked)}"
                 )
+                self.notify("end", self.outcomes[node.id])  # as the processes executor does
                 continue
             self.notify("start", node)
             self.outcomes[node.id] = self.run_node(node)
@@ -213,9 +218,15 @@ class _Runner:
             run.end("failed", exc)
             print(f"step {node.id!r} failed:\n{text}", file=sys.stderr, end="")
             return StepOutcome(
-                node.id, step.name, FAILED, run.id, None, time.perf_counter() - started,
-                f"{type(exc).__name__}: {exc}", key,
-            )  # fmt: skip
+                node.id,
+                step.name,
+                FAILED,
+                run.id,
+                None,
+                time.perf_counter() - started,
+                f"{type(exc).__name__}: {exc}",
+                key,
+            )
         except BaseException:
             run.end("killed")
             raise
@@ -227,9 +238,16 @@ class _Runner:
         for index, value in enumerate(values):
             self.values[(node.id, self._slot(node, index))] = value
         return StepOutcome(
-            node.id, step.name, FINISHED, run.id, None, time.perf_counter() - started, None, key,
+            node.id,
+            step.name,
+            FINISHED,
+            run.id,
+            None,
+            time.perf_counter() - started,
+            None,
+            key,
             outputs,
-        )  # fmt: skip
+        )
 
     @staticmethod
     def _slot(node: Node, index: int) -> int | None:
@@ -298,9 +316,12 @@ class _Lazy:
 
             files = self.output.files
             folder = materialize(
-                self.tracker.blobs, files, self.output.digest, "a cached step output",
+                self.tracker.blobs,
+                files,
+                self.output.digest,
+                "a cached step output",
                 files[0].path if files else "",
-            )  # fmt: skip
+            )
             self._value = load_output(folder, self.output.meta)
             self._loaded = True
         return self._value

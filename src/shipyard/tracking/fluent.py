@@ -85,14 +85,7 @@ def start_run(
     if run_id is not None:
         handle = _resume(tracker, run_id)
     else:
-        from shipyard.tracking.capture import capture_system
-
-        exp = _current_experiment(tracker, experiment)
-        record = Run.new(exp.id, name, parent_id=parent_id, user=capture_system()["user"])
-        tracker.writer.add_run(record)
-        handle = ActiveRun(tracker, record)
-        if get_settings().capture:
-            _start_capture(tracker, handle)
+        handle = _new_run(tracker, name, experiment, parent_id, None)
     tracker.open_runs[handle.id] = handle
     _active.set((*stack, handle))
     _process_runs.append(handle)
@@ -104,6 +97,47 @@ def start_run(
     except BaseException as exc:
         handle.__exit__(type(exc), exc, exc.__traceback__)
         raise
+    return handle
+
+
+def _new_run(
+    tracker: Tracker,
+    name: str | None,
+    experiment: int | str | None,
+    parent_id: str | None,
+    run_id: str | None,
+) -> ActiveRun:
+    from shipyard.tracking.capture import capture_system
+
+    exp = _current_experiment(tracker, experiment)
+    record = Run.new(
+        exp.id, name, parent_id=parent_id, user=capture_system()["user"], run_id=run_id
+    )
+    tracker.writer.add_run(record)
+    handle = ActiveRun(tracker, record)
+    if get_settings().capture:
+        _start_capture(tracker, handle)
+    return handle
+
+
+def start_run_with_id(
+    run_id: str,
+    name: str,
+    *,
+    parent_id: str,
+    experiment: int,
+    tags: Mapping[str, Any] | None = None,
+) -> ActiveRun:
+    """Open a new run whose id the caller chose (a pipeline's scheduler, so that it can mark
+    a step's run killed even if the step's process never reports back)."""
+    tracker = get_tracker()
+    handle = _new_run(tracker, name, experiment, parent_id, run_id)
+    tracker.open_runs[handle.id] = handle
+    _active.set((*_active.get(), handle))
+    _process_runs.append(handle)
+    if tags:
+        handle.set_tags(tags)
+    tracker.writer.flush()  # the run exists before anyone may stop this process
     return handle
 
 
