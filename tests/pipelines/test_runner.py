@@ -177,3 +177,38 @@ def test_mistakes_are_caught_before_anything_runs(tracking, build, message) -> N
 
 def test_a_step_outside_a_pipeline_is_a_plain_call() -> None:
     assert mean(pd.DataFrame({"x": [1.0, 3.0]})) == 2.0
+
+
+def test_resume_runs_only_the_failed_steps_and_their_dependents(tracking, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    flag = tmp_path / "broken"
+    flag.write_text("1")
+
+    @sy.step(cache=False)
+    def fragile(df: pd.DataFrame) -> float:
+        CALLS.append("fragile")
+        if flag.exists():
+            raise RuntimeError("transient")
+        return float(len(df))
+
+    @sy.step(cache=False)
+    def independent(df: pd.DataFrame) -> float:
+        CALLS.append("independent")
+        return 1.0
+
+    @sy.pipeline
+    def flaky(n: int = 4):  # type: ignore[no-untyped-def]
+        df = load(n)
+        return total(fragile(df), independent(df))
+
+    first = flaky.run(n=5)
+    assert first.status == "failed" and first.steps["total"].status == "skipped"
+    flag.unlink()
+    CALLS.clear()
+    resumed = flaky.resume(first.run_id)
+    assert resumed.status == "finished" and resumed.value["sum"] == 6.0
+    # cache=False steps that finished are reused too: only the failed one and its dependent ran
+    assert CALLS == ["fragile", "total"]
+    assert resumed.steps["independent"].cached_from == first.steps["independent"].run_id
+    assert sy.get_run(resumed.run_id).tags["shipyard.resumed_from"] == first.run_id
+    with pytest.raises(InvalidInput, match="not a pipeline run"):
+        flaky.resume(first.steps["load"].run_id)

@@ -296,6 +296,28 @@ class Pipeline:
             on_event=on_event,
         )
 
+    def resume(
+        self,
+        run_id: str,
+        *,
+        executor: str = "inline",
+        max_workers: int | None = None,
+        on_event: Callable[[str, Any], None] | None = None,
+    ) -> Any:
+        """Run again with the parameters of the pipeline run ``run_id``, reusing the outputs
+        of its steps that finished: only the failed and skipped steps run (and, as in any
+        run, steps that are not cache hits)."""
+        from shipyard.pipelines.runner import run_pipeline, stored_params
+
+        return run_pipeline(
+            self,
+            stored_params(run_id),
+            executor=executor,
+            max_workers=max_workers,
+            on_event=on_event,
+            resume_from=run_id,
+        )
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         raise InvalidInput(
             f"run a pipeline with {self.name}.run(param=value, ...), not by calling it"

@@ -15,14 +15,13 @@ import multiprocessing
 import os
 import sys
 import time
-import uuid
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from shipyard.errors import InvalidInput, NotFound
 from shipyard.pipelines.dag import Node
-from shipyard.pipelines.worker import job_bytes, record_result
+from shipyard.pipelines.worker import create_step_run, job_bytes, record_result
 
 PRELOAD = ["shipyard.pipelines.processes", "shipyard.pipelines.runner", "pandas"]
 
@@ -96,15 +95,13 @@ class ProcessScheduler:
         runner = self.runner
         runner.notify("start", node)
         key = step_cache_key(node, runner.input_digests(node))
-        if runner.cache and node.step.options.cache:
-            entry = runner.tracker.store.get_step_cache(key)
-            if entry is not None:
-                runner.outcomes[node.id] = runner.reuse(node, key, entry)
-                runner.notify("end", runner.outcomes[node.id])
-                return
-        run_id = uuid.uuid4().hex
+        entry = runner.lookup(node, key)
+        if entry is not None:
+            runner.outcomes[node.id] = runner.reuse(node, key, entry)
+            runner.notify("end", runner.outcomes[node.id])
+            return
         try:
-            job = job_bytes(node, runner, key, parent_run_id, experiment_id, run_id)
+            job = job_bytes(node, runner, key)
         except InvalidInput as exc:
             from shipyard.pipelines.runner import FAILED, StepOutcome
 
@@ -115,13 +112,14 @@ class ProcessScheduler:
             runner.notify("end", runner.outcomes[node.id])
             return
         receive, send = self.ctx.Pipe(duplex=False)
+        run_id = create_step_run(runner, node, key, parent_run_id, experiment_id)
         env = {
             "SHIPYARD_URI": runner.tracker.uri,
             "SHIPYARD_ARTIFACTS": runner.tracker.artifact_root,
             "SHIPYARD_CAPTURE": "false",  # the pipeline run has it; each step need not
         }
         process = self.ctx.Process(
-            target=_worker, args=(list(sys.path), env, os.getcwd(), job, send), daemon=True
+            target=_worker, args=(list(sys.path), env, os.getcwd(), job, run_id, send), daemon=True
         )
         process.start()
         send.close()
@@ -192,9 +190,9 @@ class ProcessScheduler:
 
 
 def _worker(
-    path: list[str], env: dict[str, str], cwd: str, job_bytes: bytes, conn: Connection
+    path: list[str], env: dict[str, str], cwd: str, job: bytes, run_id: str, conn: Connection
 ) -> None:
     """A step's process: run the job and send back what happened."""
     from shipyard.pipelines.worker import run_job
 
-    conn.send(run_job(path, env, cwd, job_bytes))
+    conn.send(run_job(path, env, cwd, job, run_id))

@@ -13,13 +13,12 @@ import contextlib
 import os
 import sys
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from shipyard.errors import InvalidInput, NotFound, require
 from shipyard.pipelines.dag import Node
-from shipyard.pipelines.worker import job_bytes, record_result
+from shipyard.pipelines.worker import create_step_run, job_bytes, record_result
 
 _remote: Any = None
 
@@ -31,10 +30,12 @@ def _task() -> Any:
         ray: Any = require("ray", "ray")
 
         @ray.remote(max_retries=0)
-        def run_step(path: list[str], env: dict[str, str], cwd: str, job: bytes) -> Any:
+        def run_step(
+            path: list[str], env: dict[str, str], cwd: str, job: bytes, run_id: str
+        ) -> Any:
             from shipyard.pipelines.worker import run_job
 
-            return run_job(path, env, cwd, job)
+            return run_job(path, env, cwd, job, run_id)
 
         _remote = run_step
     return _remote
@@ -116,15 +117,13 @@ class RayScheduler:
         runner = self.runner
         runner.notify("start", node)
         key = step_cache_key(node, runner.input_digests(node))
-        if runner.cache and node.step.options.cache:
-            entry = runner.tracker.store.get_step_cache(key)
-            if entry is not None:
-                runner.outcomes[node.id] = runner.reuse(node, key, entry)
-                runner.notify("end", runner.outcomes[node.id])
-                return
-        run_id = uuid.uuid4().hex
+        entry = runner.lookup(node, key)
+        if entry is not None:
+            runner.outcomes[node.id] = runner.reuse(node, key, entry)
+            runner.notify("end", runner.outcomes[node.id])
+            return
         try:
-            job = job_bytes(node, runner, key, parent_run_id, experiment_id, run_id)
+            job = job_bytes(node, runner, key)
         except InvalidInput as exc:
             print(f"step {node.id!r} failed: {exc.message}", file=sys.stderr)
             outcome = StepOutcome(
@@ -133,6 +132,7 @@ class RayScheduler:
             runner.outcomes[node.id] = outcome
             runner.notify("end", outcome)
             return
+        run_id = create_step_run(runner, node, key, parent_run_id, experiment_id)
         env = {
             "SHIPYARD_URI": runner.tracker.uri,
             "SHIPYARD_ARTIFACTS": runner.tracker.artifact_root,
@@ -142,7 +142,7 @@ class RayScheduler:
         ref = (
             _task()
             .options(num_cpus=options.cpus, num_gpus=options.gpus)
-            .remote(list(sys.path), env, os.getcwd(), job)
+            .remote(list(sys.path), env, os.getcwd(), job, run_id)
         )
         now = time.monotonic()
         deadline = None if options.timeout is None else now + options.timeout

@@ -9,6 +9,8 @@ ever a hit. A failing step fails only the steps that depend on it.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import sys
 import tempfile
 import time
@@ -86,6 +88,7 @@ def run_pipeline(
     max_workers: int | None = None,
     cache: bool = True,
     on_event: EventHook | None = None,
+    resume_from: str | None = None,
 ) -> PipelineResult:
     import shipyard as sy
 
@@ -95,11 +98,21 @@ def run_pipeline(
         )
     arguments = pipeline.bind(params)
     dag = pipeline.build(**arguments)
-    tags = {"shipyard.pipeline": pipeline.name, "shipyard.executor": executor}
+    tags = {
+        "shipyard.pipeline": pipeline.name,
+        "shipyard.pipeline.source": f"{pipeline.fn.__module__}:{pipeline.fn.__qualname__}",
+        "shipyard.executor": executor,
+    }
+    resumed = {}
+    if resume_from is not None:
+        resumed = finished_steps(resume_from)
+        tags["shipyard.resumed_from"] = resume_from
     logged = {k: _shown(v) for k, v in arguments.items()}
     with sy.start_run(name=pipeline.name, params=logged, tags=tags) as run:
         run.log_dict(dag.describe(), "shipyard/pipeline.json")
-        runner = _Runner(dag, cache=cache, on_event=on_event)
+        with contextlib.suppress(InvalidInput):  # params JSON cannot hold: no resume by CLI
+            run.log_text(json.dumps(arguments, allow_nan=True), "shipyard/params.json")
+        runner = _Runner(dag, cache=cache, on_event=on_event, resumed=resumed)
         if executor == "processes":
             from shipyard.pipelines.processes import ProcessScheduler
 
@@ -126,12 +139,20 @@ def _shown(value: Any) -> str:
 class _Runner:
     """Runs the nodes of one DAG in the current process, in order."""
 
-    def __init__(self, dag: Dag, *, cache: bool, on_event: EventHook | None = None) -> None:
+    def __init__(
+        self,
+        dag: Dag,
+        *,
+        cache: bool,
+        on_event: EventHook | None = None,
+        resumed: dict[str, dict[str, Any]] | None = None,
+    ) -> None:
         from shipyard.tracking.tracker import get_tracker
 
         self.dag = dag
         self.cache = cache
         self.on_event = on_event
+        self.resumed = resumed or {}
         self.tracker = get_tracker()
         self.outcomes: dict[str, StepOutcome] = {}
         self.values: dict[tuple[str, int | None], Any] = {}
@@ -167,12 +188,18 @@ class _Runner:
 
         arguments = {name: self.resolve(value) for name, value in node.arguments.items()}
         key = step_cache_key(node, self.input_digests(node))
-        entry = None
-        if self.cache and node.step.options.cache:
-            entry = self.tracker.store.get_step_cache(key)
+        entry = self.lookup(node, key)
         if entry is not None:
             return self.reuse(node, key, entry)
         return self.execute(node, key, arguments)
+
+    def lookup(self, node: Node, key: str) -> dict[str, Any] | None:
+        """Outputs to reuse for ``node``: from the run being resumed, or the cache."""
+        if node.id in self.resumed:
+            return self.resumed[node.id]
+        if self.cache and node.step.options.cache:
+            return self.tracker.store.get_step_cache(key)
+        return None
 
     def input_digests(self, node: Node) -> dict[str, str]:
         """For each argument that is a step output, the digest of its stored files."""
@@ -194,7 +221,7 @@ class _Runner:
         }
         with sy.start_run(name=node.id, nested=True, tags=tags) as run:
             run.log_params(self.params_of(node))
-            run._record(_as_artifacts(outputs))
+            record_outputs(run, outputs)
         self.remember(node, outputs)
         return StepOutcome(
             node.id, node.step.name, CACHED, run.id, entry["run_id"], 0.0, None, key, outputs
@@ -212,7 +239,7 @@ class _Runner:
             result = _call_with_retries(step, arguments, run)
             values = _split(node, result)
             outputs = [self.store_output(value) for value in values]
-            run._record(_as_artifacts(outputs))
+            record_outputs(run, outputs)
         except Exception as exc:
             text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
             run.end("failed", exc)
@@ -331,6 +358,57 @@ def _handles(value: Any) -> list[Handle]:
     from shipyard.pipelines.dag import _handles as walk
 
     return list(walk(value))
+
+
+OUTPUTS_FILE = "shipyard/outputs.json"
+
+
+def record_outputs(run: Any, outputs: list[Output]) -> None:
+    """The outputs' files as the run's artifacts, and how to read them (for resume)."""
+    run._record(_as_artifacts(outputs))
+    run.log_text(json.dumps([o.to_dict() for o in outputs]), OUTPUTS_FILE)
+
+
+def stored_params(run_id: str) -> dict[str, Any]:
+    """The parameters a pipeline run was called with, as it stored them."""
+    from shipyard.tracking.tracker import get_tracker
+
+    tracker = get_tracker()
+    tracker.writer.flush()
+    run = tracker.store.get_run(run_id)
+    if "shipyard.pipeline" not in run.tags:
+        raise InvalidInput(f"run {run_id} is not a pipeline run")
+    found = tracker.store.list_artifacts(run_id, prefix="shipyard/params.json")
+    if not found:
+        raise InvalidInput(
+            f"pipeline run {run_id} stored no parameters (they were not JSON); run it again "
+            "with .run(...) instead of resuming it"
+        )
+    params: dict[str, Any] = json.loads(tracker.blobs.read_bytes(found[0].digest))
+    return params
+
+
+def finished_steps(run_id: str) -> dict[str, dict[str, Any]]:
+    """For a pipeline run, each step that finished (or was a cache hit) and its outputs:
+    what a resume reuses."""
+    from shipyard.tracking.tracker import get_tracker
+
+    tracker = get_tracker()
+    tracker.writer.flush()
+    store = tracker.store
+    store.get_run(run_id)  # NotFound names it
+    children = store.search_runs(None, f"parent_id = '{run_id}'", max_results=50_000).runs
+    done: dict[str, dict[str, Any]] = {}
+    for child in children:
+        if child.status != "finished":
+            continue
+        entries = {a.path: a for a in store.list_artifacts(child.id, prefix=OUTPUTS_FILE)}
+        if OUTPUTS_FILE not in entries:
+            continue
+        outputs = json.loads(tracker.blobs.read_bytes(entries[OUTPUTS_FILE].digest))
+        source = child.tags.get("shipyard.cached_from") or child.id
+        done[child.name] = {"run_id": source, "outputs": outputs}
+    return done
 
 
 def _as_artifacts(outputs: list[Output]) -> list[ArtifactEntry]:

@@ -20,9 +20,7 @@ class _StoredInput:
         self.output = output
 
 
-def job_bytes(
-    node: Node, runner: Any, key: str, parent_run_id: str, experiment_id: int, run_id: str
-) -> bytes:
+def job_bytes(node: Node, runner: Any, key: str) -> bytes:
     """The job for ``node``, pickled; values that cannot be pickled -> InvalidInput naming
     the step and the type."""
     import cloudpickle
@@ -47,9 +45,6 @@ def job_bytes(
         "arguments": arguments,
         "params": runner.params_of(node),
         "key": key,
-        "parent_run_id": parent_run_id,
-        "experiment_id": experiment_id,
-        "run_id": run_id,
     }
     try:
         return bytes(cloudpickle.dumps(job))
@@ -60,7 +55,26 @@ def job_bytes(
         raise
 
 
-def run_job(path: list[str], env: dict[str, str], cwd: str, job: bytes) -> tuple[str, Any]:
+def create_step_run(
+    runner: Any, node: Node, key: str, parent_run_id: str, experiment_id: int
+) -> str:
+    """The step's child run, created before its worker starts: so it exists, and can be
+    marked failed or killed, even if the worker never gets to run."""
+    from shipyard.tracking.capture import capture_system
+
+    run = runner.tracker.store.create_run(
+        experiment_id,
+        node.id,
+        parent_id=parent_run_id,
+        user=capture_system()["user"],
+        tags={"shipyard.step": node.step.name, "shipyard.cache_key": key},
+    )
+    return str(run.id)
+
+
+def run_job(
+    path: list[str], env: dict[str, str], cwd: str, job: bytes, run_id: str
+) -> tuple[str, Any]:
     """Run a step's job in this (worker) process: open its run under the id the scheduler
     chose, run the step, store its outputs, end the run. Returns ("done", outputs) or
     ("failed", error)."""
@@ -69,32 +83,25 @@ def run_job(path: list[str], env: dict[str, str], cwd: str, job: bytes) -> tuple
     os.chdir(cwd)
     import cloudpickle
 
+    import shipyard as sy
     from shipyard.pipelines.runner import (
-        _as_artifacts,
         _call_with_retries,
         _load_stored,
         _Runner,
         _split,
+        record_outputs,
     )
-    from shipyard.tracking.fluent import start_run_with_id
 
     spec = cloudpickle.loads(job)
     node_id, step = spec["node"], spec["step"]
-    tags = {"shipyard.step": step.name, "shipyard.cache_key": spec["key"]}
-    run = start_run_with_id(
-        spec["run_id"],
-        node_id,
-        parent_id=spec["parent_run_id"],
-        experiment=spec["experiment_id"],
-        tags=tags,
-    )
+    run = sy.start_run(run_id=run_id)  # created by the scheduler
     try:
         run.log_params(spec["params"])
         arguments = {k: _resolve_stored(v, _load_stored) for k, v in spec["arguments"].items()}
         result = _call_with_retries(step, arguments, run)
         node = Node(node_id, step, {}, step.outputs)
         outputs = [_Runner.store_output_in(run, value) for value in _split(node, result)]
-        run._record(_as_artifacts(outputs))
+        record_outputs(run, outputs)
     except Exception as exc:
         run.end("failed", exc)
         text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))

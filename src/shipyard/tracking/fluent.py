@@ -120,27 +120,6 @@ def _new_run(
     return handle
 
 
-def start_run_with_id(
-    run_id: str,
-    name: str,
-    *,
-    parent_id: str,
-    experiment: int,
-    tags: Mapping[str, Any] | None = None,
-) -> ActiveRun:
-    """Open a new run whose id the caller chose (a pipeline's scheduler, so that it can mark
-    a step's run killed even if the step's process never reports back)."""
-    tracker = get_tracker()
-    handle = _new_run(tracker, name, experiment, parent_id, run_id)
-    tracker.open_runs[handle.id] = handle
-    _active.set((*_active.get(), handle))
-    _process_runs.append(handle)
-    if tags:
-        handle.set_tags(tags)
-    tracker.writer.flush()  # the run exists before anyone may stop this process
-    return handle
-
-
 def _resume(tracker: Tracker, run_id: str) -> ActiveRun:
     tracker.writer.flush()
     record = tracker.store.get_run(run_id)
