@@ -250,6 +250,28 @@ def test_artifact_manifest(store: Store) -> None:
     assert store.referenced_digests() == {d1, d2}
 
 
+def test_find_artifacts_by_digest_prefix(store: Store) -> None:
+    exp = store.create_experiment("e")
+    first, second = store.create_run(exp.id), store.create_run(exp.id)
+    d1, d2 = "ab" + "1" * 62, "ab" + "2" * 62
+    a, b, c = (
+        ArtifactEntry("a.txt", d1, 1),
+        ArtifactEntry("b.txt", d2, 2),
+        ArtifactEntry("o", d1, 1),
+    )
+    store.add_artifacts(first.id, [a, b])
+    store.add_artifacts(second.id, [c])
+    store.delete_run(second.id)  # a deleted run still holds the file
+    assert store.find_artifacts(d1) == [(first.id, a), (second.id, c)]
+    assert store.find_artifacts("AB2") == [(first.id, b)]
+    assert {e.digest for _, e in store.find_artifacts("ab")} == {d1, d2}
+    assert len(store.find_artifacts("ab", max_results=1)) == 1
+    assert store.find_artifacts("f" * 8) == []
+    for bad in ("", "ab%", "xyz", "a" * 65):
+        with pytest.raises(InvalidInput):
+            store.find_artifacts(bad)
+
+
 def test_environments_are_shared_by_digest(store: Store) -> None:
     env = Environment("c" * 64, "3.11.7", "Linux", ["numpy==2.0.0", "pandas==2.2.0"])
     store.put_environment(env)

@@ -483,7 +483,7 @@ def test_installed_packages_skip_nameless_and_broken_first_wins(
         FakeDist({"Name": "Zope.Interface"}, "6.1"),
         FakeDist({"Name": "noversion"}, None),
     ]
-    monkeypatch.setattr(importlib.metadata, "distributions", lambda: iter(dists))
+    monkeypatch.setattr(importlib.metadata, "distributions", lambda path=None: iter(dists))
     assert capture._installed_packages() == [
         "foo-bar==2.0",
         "noversion==unknown",
@@ -550,3 +550,23 @@ def test_run_tags_omit_missing_values() -> None:
 def test_run_tags_are_capped() -> None:
     entry = EntryPoint("script", "x" * 9000, None)
     assert len(run_tags(None, entry, SYSTEM)["shipyard.source.name"]) == 8000
+
+
+def test_vendored_folders_put_on_sys_path_do_not_count(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Ray puts ray/thirdparty_files on sys.path when imported: the environment must not
+    change with what the program imported."""
+    import site
+
+    from shipyard.tracking import capture
+
+    vendored = tmp_path / "somepkg" / "thirdparty_files"
+    (vendored / "vendoredthing-1.0.dist-info").mkdir(parents=True)
+    (vendored / "vendoredthing-1.0.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: vendoredthing\nVersion: 1.0\n"
+    )
+    real_sites = site.getsitepackages()
+    monkeypatch.setattr(site, "getsitepackages", lambda: [*real_sites, str(tmp_path)])
+    monkeypatch.syspath_prepend(str(vendored))
+    assert not any(p.startswith("vendoredthing==") for p in capture._installed_packages())
+    monkeypatch.setattr(site, "getsitepackages", lambda: real_sites)
+    assert "vendoredthing==1.0" in capture._installed_packages()

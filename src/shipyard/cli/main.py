@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from shipyard.cli import artifacts, experiments, models, render, runs
+from shipyard.cli import artifacts, experiments, lineage, models, pipelines, render, runs
 from shipyard.errors import ShipyardError
 
 app = typer.Typer(
@@ -23,7 +23,9 @@ app.add_typer(runs.app, name="runs")
 app.add_typer(experiments.app, name="experiments")
 app.add_typer(artifacts.app, name="artifacts")
 app.add_typer(models.app, name="models")
+app.add_typer(pipelines.app, name="pipeline")
 app.command("gc")(artifacts.gc)
+app.command("lineage")(lineage.lineage)
 
 
 def _print_version(value: bool) -> None:

@@ -19,6 +19,8 @@ STATUS_STYLES = {
     "finished": "green",
     "failed": "bold red",
     "killed": "yellow",
+    "cached": "cyan",  # pipeline steps
+    "skipped": "dim",
 }
 BLOCKS = "▁▂▃▄▅▆▇█"
 GAP = "·"

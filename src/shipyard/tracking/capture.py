@@ -337,7 +337,7 @@ def _installed_packages() -> list[str]:
 
     found: dict[str, str] = {}
     try:
-        dists = list(md.distributions())
+        dists = list(md.distributions(path=_distribution_paths()))
     except Exception:  # an unreadable sys.path entry
         return []
     for dist in dists:
@@ -352,6 +352,25 @@ def _installed_packages() -> list[str]:
         # Shadowed copies further down sys.path are not what `import` loads.
         found.setdefault(name, version or "unknown")
     return sorted(f"{name}=={version}" for name, version in found.items())
+
+
+def _distribution_paths() -> list[str]:
+    """sys.path without folders inside an installed package: some packages put their own
+    vendored copies on sys.path when imported (Ray adds ``ray/thirdparty_files``), which would
+    make the environment's digest depend on what the program imported before capture."""
+    import site
+
+    try:
+        roots = [*site.getsitepackages(), site.getusersitepackages()]
+    except Exception:  # a stripped-down interpreter without site's helpers
+        return list(sys.path)
+    sites = {os.path.realpath(r) for r in roots if r}
+    kept = []
+    for entry in sys.path:
+        real = os.path.realpath(entry or ".")
+        if not any(real != s and real.startswith(s + os.sep) for s in sites):
+            kept.append(entry)
+    return kept
 
 
 def normalize_name(name: str) -> str:

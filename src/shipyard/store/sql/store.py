@@ -6,6 +6,7 @@ import base64
 import json
 import math
 import os
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -32,6 +33,7 @@ from shipyard.store.sql.writes import apply_batch
 
 T = TypeVar("T")
 MAX_RESULTS = 50_000
+_HEX_PREFIX = re.compile(r"[0-9a-f]{1,64}")
 
 
 _RUN_KEYS = sa.select(t.runs.c.run_id, t.runs.c.id).where(
@@ -476,6 +478,31 @@ class SqlStore(RegistryMixin):
             return [ArtifactEntry(*row) for row in conn.execute(query)]
 
         return self._read(read)
+
+    def find_artifacts(
+        self, digest_prefix: str, max_results: int = 1000
+    ) -> list[tuple[str, ArtifactEntry]]:
+        """(run id, manifest entry) of every run file whose digest starts with the prefix,
+        oldest run first, deleted runs included."""
+        prefix = digest_prefix.strip().lower() if isinstance(digest_prefix, str) else ""
+        if not _HEX_PREFIX.fullmatch(prefix):
+            raise InvalidInput(
+                f"not a digest or digest prefix (1 to 64 hex characters): {digest_prefix!r}"
+            )
+        if isinstance(max_results, bool) or not 1 <= max_results <= MAX_RESULTS:
+            raise InvalidInput(f"max_results must be 1 to {MAX_RESULTS}, got {max_results!r}")
+        a, r = t.artifacts.c, t.runs.c
+        # A range rather than LIKE: SQLite's LIKE is case-insensitive, so it skips the index.
+        query = (
+            sa.select(r.run_id, a.path, a.digest, a.size)
+            .join(t.runs, r.id == a.run)
+            .where(a.digest >= prefix, a.digest < prefix + "g")
+            .order_by(a.run, a.path)
+            .limit(max_results)
+        )
+        return self._read(
+            lambda conn: [(row[0], ArtifactEntry(*row[1:])) for row in conn.execute(query)]
+        )
 
     # -- step cache ----------------------------------------------------------------------
 
