@@ -36,6 +36,7 @@ def mean(df: pd.DataFrame) -> float:
 @sy.step
 def total(a: float, b: float) -> dict[str, float]:
     CALLS.append("total")
+    print(f"adding {a} and {b}")
     return {"a": a, "b": b, "sum": a + b}
 
 
@@ -66,6 +67,9 @@ def test_runs_steps_as_child_runs_and_returns_the_value(tracking) -> None:  # ty
     paths = [a.path for a in tracking.store.list_artifacts(result.steps["load"].run_id)]
     assert any(p.startswith("outputs/0/") for p in paths)
     assert sy.get_run(result.steps["split"].run_id).params == {"frac": "0.5"}
+    logged = {a.path: a for a in tracking.store.list_artifacts(result.steps["total"].run_id)}
+    text = tracking.blobs.read_bytes(logged["shipyard/output.log"].digest).decode()
+    assert text == "adding 2.0 and 7.0\n"  # what the step printed is kept on its run
 
 
 def test_an_unchanged_rerun_is_all_cache_hits(tracking) -> None:  # type: ignore[no-untyped-def]

@@ -10,9 +10,11 @@ ever a hit. A failing step fails only the steps that depend on it.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping
@@ -428,16 +430,48 @@ def _split(node: Node, result: Any) -> list[Any]:
     return list(result)
 
 
+OUTPUT_LOG = "shipyard/output.log"
+MAX_CAPTURED = 5_000_000  # characters of a step's printed output kept on its run
+
+
+class _Tee(io.TextIOBase):
+    """Writes to the real stream and keeps a copy (up to a limit) for the step's run."""
+
+    def __init__(self, stream: Any, kept: list[str], lock: threading.Lock) -> None:
+        self.stream, self.kept, self.lock = stream, kept, lock
+
+    def write(self, text: str) -> int:
+        with self.lock:
+            if sum(map(len, self.kept)) < MAX_CAPTURED:
+                self.kept.append(text)
+        return int(self.stream.write(text))
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
 def _call_with_retries(step: Step, arguments: dict[str, Any], run: Any) -> Any:
-    """Call the step while its run is the active one (so sy.log_* go to it); retry with
-    exponential backoff, recording each failed attempt on the run."""
+    """Call the step while its run is the active one (so sy.log_* go to it), keeping what it
+    prints as the run's ``shipyard/output.log``; retry with exponential backoff, recording
+    each failed attempt on the run."""
+    kept: list[str] = []
+    lock = threading.Lock()
     attempts = step.options.retries + 1
-    for attempt in range(attempts):
-        try:
-            return step.fn(**arguments)
-        except Exception as exc:
-            if attempt == attempts - 1:
-                raise
-            run.set_tag(f"shipyard.retry.{attempt + 1}", f"{type(exc).__name__}: {exc}"[:500])
-            time.sleep(step.options.retry_delay * 2**attempt)
+    try:
+        with (
+            contextlib.redirect_stdout(_Tee(sys.stdout, kept, lock)),
+            contextlib.redirect_stderr(_Tee(sys.stderr, kept, lock)),
+        ):
+            for attempt in range(attempts):
+                try:
+                    return step.fn(**arguments)
+                except Exception as exc:
+                    if attempt == attempts - 1:
+                        raise
+                    reason = f"{type(exc).__name__}: {exc}"[:500]
+                    run.set_tag(f"shipyard.retry.{attempt + 1}", reason)
+                    time.sleep(step.options.retry_delay * 2**attempt)
+    finally:
+        if kept:
+            run.log_text("".join(kept), OUTPUT_LOG)
     raise AssertionError("unreachable")
