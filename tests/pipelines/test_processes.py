@@ -101,3 +101,49 @@ def test_values_that_cannot_travel_are_named(tracking) -> None:  # type: ignore[
 def test_bad_max_workers(tracking) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(sy.InvalidInput, match="max_workers"):
         fan.run(executor="processes", max_workers=0)
+
+
+SCRIPT = """
+import pathlib, time
+import shipyard as sy
+
+@sy.step
+def slow(n: int) -> int:
+    pathlib.Path("started").write_text("1")
+    time.sleep(60)
+    return n
+
+@sy.pipeline
+def waiting(n: int = 1):
+    return slow(n)
+
+waiting.run(executor="{executor}")
+"""
+
+
+@pytest.mark.parametrize("executor", ["inline", "processes"])
+def test_ctrl_c_marks_the_running_step_and_the_pipeline_killed(tmp_path, executor) -> None:  # type: ignore[no-untyped-def]
+    import signal
+    import subprocess
+    import sys
+
+    (tmp_path / "flow.py").write_text(SCRIPT.replace("{executor}", executor))
+    env = {
+        **os.environ,
+        "SHIPYARD_URI": f"sqlite:///{tmp_path / 'db.sqlite'}",
+        "SHIPYARD_ARTIFACTS": str(tmp_path / "artifacts"),
+        "SHIPYARD_CAPTURE": "false",
+    }
+    log = tmp_path / "stderr.txt"
+    with open(log, "w") as err:
+        proc = subprocess.Popen([sys.executable, "flow.py"], cwd=tmp_path, env=env, stderr=err)
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "started").exists():
+            assert time.monotonic() < deadline and proc.poll() is None, log.read_text()
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+    store = sy.open_store(env["SHIPYARD_URI"])
+    runs = store.search_runs(None, "").runs
+    statuses = {r.name: r.status for r in runs}
+    assert statuses == {"waiting": "killed", "slow": "killed"}, statuses

@@ -216,3 +216,23 @@ def test_resume_runs_only_the_failed_steps_and_their_dependents(tracking, tmp_pa
     assert sy.get_run(resumed.run_id).tags["shipyard.resumed_from"] == first.run_id
     with pytest.raises(InvalidInput, match="not a pipeline run"):
         flaky.resume(first.steps["load"].run_id)
+
+
+def test_a_changed_environment_is_a_miss_unless_opted_out(tracking, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from shipyard.pipelines import keys
+
+    @sy.step(environment_in_key=False)
+    def steady(n: int) -> int:
+        CALLS.append("steady")
+        return n
+
+    @sy.pipeline
+    def env_pipeline(n: int = 2):  # type: ignore[no-untyped-def]
+        return [load(n), steady(n)]
+
+    env_pipeline.run()
+    monkeypatch.setattr(keys, "_environment", lambda: "another environment")
+    CALLS.clear()
+    result = env_pipeline.run()
+    assert result.steps["load"].status == "finished" and CALLS == ["load"]
+    assert result.steps["steady"].status == "cached"

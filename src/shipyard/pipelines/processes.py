@@ -15,6 +15,7 @@ import multiprocessing
 import os
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
@@ -43,6 +44,33 @@ def _context() -> Any:
     if method == "forkserver":
         ctx.set_forkserver_preload(PRELOAD)
     return ctx
+
+
+@contextlib.contextmanager
+def _main_module_not_rerun() -> Iterator[None]:
+    """Start a process without multiprocessing's re-import of ``__main__`` in it.
+
+    multiprocessing runs the main script again in each child (as ``__mp_main__``) so that
+    functions defined there can be unpickled by name; a script that calls ``.run()`` without
+    an ``if __name__ == "__main__":`` guard would then run its pipeline again in every step's
+    process. The job carries everything by value (cloudpickle pickles ``__main__`` functions
+    whole), so the child needs no main module.
+    """
+    from multiprocessing import spawn
+
+    original = spawn.get_preparation_data
+
+    def without_main(name: str) -> dict[str, Any]:
+        data: dict[str, Any] = original(name)
+        data.pop("init_main_from_path", None)
+        data.pop("init_main_from_name", None)
+        return data
+
+    spawn.get_preparation_data = without_main
+    try:
+        yield
+    finally:
+        spawn.get_preparation_data = original
 
 
 class ProcessScheduler:
@@ -121,7 +149,8 @@ class ProcessScheduler:
         process = self.ctx.Process(
             target=_worker, args=(list(sys.path), env, os.getcwd(), job, run_id, send), daemon=True
         )
-        process.start()
+        with _main_module_not_rerun():
+            process.start()
         send.close()
         timeout = node.step.options.timeout
         now = time.monotonic()
