@@ -95,12 +95,18 @@ class Dag:
     name: str
     nodes: list[Node] = field(default_factory=list)
     result: Any = None
+    _calls: dict[str, int] = field(default_factory=dict, repr=False)
+    _ids: set[str] = field(default_factory=set, repr=False)
 
     def add(self, step: Step, arguments: dict[str, Any], outputs: int | None) -> Node:
-        taken = {n.id for n in self.nodes}
-        node_id, n = step.name, 2
-        while node_id in taken:
-            node_id, n = f"{step.name}_{n}", n + 1
+        # A counter per name and the set of ids: building stays linear in the number of calls.
+        n = self._calls.get(step.name, 0) + 1
+        node_id = step.name if n == 1 else f"{step.name}_{n}"
+        while node_id in self._ids:  # a step literally named like "load_2"
+            n += 1
+            node_id = f"{step.name}_{n}"
+        self._calls[step.name] = n
+        self._ids.add(node_id)
         node = Node(node_id, step, arguments, outputs)
         self.nodes.append(node)
         return node

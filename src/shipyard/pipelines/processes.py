@@ -14,6 +14,7 @@ import contextlib
 import multiprocessing
 import os
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,7 +25,20 @@ from shipyard.errors import InvalidInput, NotFound
 from shipyard.pipelines.dag import Node
 from shipyard.pipelines.worker import create_step_run, job_bytes, record_result
 
-PRELOAD = ["shipyard.pipelines.processes", "shipyard.pipelines.runner", "pandas"]
+# Imported once in the forkserver, so that a step's process starts with them loaded.
+PRELOAD = [
+    "shipyard.pipelines.processes",
+    "shipyard.pipelines.runner",
+    "shipyard.pipelines.worker",
+    "shipyard.pipelines.materializers",
+    "shipyard.tracking.fluent",
+    "shipyard.tracking.tracker",
+    "shipyard.store.sql.store",
+    "shipyard.artifacts.folders",
+    "shipyard.config",
+    "cloudpickle",
+    "pandas",
+]
 
 
 @dataclass
@@ -43,6 +57,10 @@ def _context() -> Any:
     ctx = multiprocessing.get_context(method)
     if method == "forkserver":
         ctx.set_forkserver_preload(PRELOAD)
+        from multiprocessing import forkserver
+
+        # Start it now, in the background: its imports overlap the pipeline run's start.
+        threading.Thread(target=forkserver.ensure_running, daemon=True).start()
     return ctx
 
 

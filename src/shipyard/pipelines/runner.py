@@ -98,6 +98,10 @@ def run_pipeline(
         raise InvalidInput(
             f"unknown executor {executor!r} (this Shipyard has: {', '.join(EXECUTORS)})"
         )
+    if executor == "processes":
+        from shipyard.pipelines.processes import _context
+
+        _context()  # the forkserver starts now, while the pipeline run is being opened
     arguments = pipeline.bind(params)
     dag = pipeline.build(**arguments)
     tags = {
@@ -188,11 +192,11 @@ class _Runner:
     def run_node(self, node: Node) -> StepOutcome:
         from shipyard.pipelines.keys import step_cache_key
 
-        arguments = {name: self.resolve(value) for name, value in node.arguments.items()}
         key = step_cache_key(node, self.input_digests(node))
         entry = self.lookup(node, key)
         if entry is not None:
-            return self.reuse(node, key, entry)
+            return self.reuse(node, key, entry)  # its inputs are never read
+        arguments = {name: self.resolve(value) for name, value in node.arguments.items()}
         return self.execute(node, key, arguments)
 
     def lookup(self, node: Node, key: str) -> dict[str, Any] | None:
