@@ -9,6 +9,7 @@ to an alias when a passing validation names the alias's holder as its baseline.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -159,9 +160,7 @@ def validate(
         actor=current_user(),
     )
     _attach_to_run(tracker, version, record, html_digest)
-    with contextlib.suppress(AttributeError, TypeError):
-        object.__setattr__(report, "record", record)
-    return report
+    return dataclasses.replace(report, record=record)
 
 
 def _attach_to_run(

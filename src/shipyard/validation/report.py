@@ -43,6 +43,8 @@ class ValidationReport:
     metrics: dict[str, dict[str, float | None]] = field(default_factory=dict)
     diagnostics: dict[str, Any] = field(default_factory=dict)
     created_at: float = 0.0
+    # The stored registry record, when the report came from ``sy.validate`` (not serialised).
+    record: Any = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "results", list(self.results))
