@@ -22,7 +22,7 @@ from shipyard.tracking.models import current_user
 from shipyard.tracking.tracker import Tracker, get_tracker
 
 
-def _tracker() -> Tracker:
+def current_tracker() -> Tracker:
     tracker = get_tracker()
     tracker.writer.flush()  # versions and artifacts logged by this process are visible
     return tracker
@@ -36,12 +36,12 @@ def resolve(store: Store, ref: ModelRef) -> ModelVersion:
 
 def get_model_version(ref: str) -> ModelVersion:
     """A registered version by ``NAME/N``, ``NAME@ALIAS`` or ``models:/...``."""
-    return resolve(_tracker().store, parse_model_ref(ref))
+    return resolve(current_tracker().store, parse_model_ref(ref))
 
 
 def model_folder(uri: str) -> Path:
     """A local folder holding the model at ``uri`` (copied from the artifact store once)."""
-    tracker = _tracker()
+    tracker = current_tracker()
     ref = parse_uri(uri)
     if isinstance(ref, RunRef):
         prefix = f"{ref.path}/"
@@ -71,7 +71,7 @@ def register_model(
     ref = parse_uri(source)
     if not isinstance(ref, RunRef):
         raise InvalidInput(f"register_model takes a runs:/RUN_ID/PATH URI, got {source!r}")
-    tracker = _tracker()
+    tracker = current_tracker()
     folder = model_folder(source)
     from shipyard.models.files import read_info
 
@@ -102,7 +102,7 @@ def set_policy(
     required_checks: Sequence[Requirement] | None = None,
 ) -> Policy:
     """Replace parts of a registered model's promotion policy (maintainers only)."""
-    current = Policy.of(_tracker().store.get_registered_model(name))
+    current = Policy.of(current_tracker().store.get_registered_model(name))
     for what, given in (("protected_aliases", protected_aliases), ("maintainers", maintainers)):
         if isinstance(given, str):
             raise InvalidInput(f"{what} must be a list of strings, got {given!r}")
@@ -121,7 +121,7 @@ def set_policy(
 
 def save_policy(name: str, new: Policy) -> Policy:
     """Store ``new`` as the policy of ``name``, if the actor maintains it (audited)."""
-    store = _tracker().store
+    store = current_tracker().store
     actor = current_user()
     policy = Policy.of(store.get_registered_model(name))
     if not policy.may_maintain(actor):
@@ -136,7 +136,7 @@ def save_policy(name: str, new: Policy) -> Policy:
 
 def set_alias(ref: str, alias: str) -> ModelVersion:
     """Point ``alias`` at the version ``ref`` names. Protected aliases move only by promote."""
-    store = _tracker().store
+    store = current_tracker().store
     version = resolve(store, parse_model_ref(ref))
     v.check_alias(alias, settable=True)
     policy = Policy.of(store.get_registered_model(version.name))
@@ -151,7 +151,7 @@ def set_alias(ref: str, alias: str) -> ModelVersion:
 
 def delete_alias(name: str, alias: str, *, reason: str | None = None) -> int:
     """Remove an alias; a protected one only by a maintainer, with a reason."""
-    store = _tracker().store
+    store = current_tracker().store
     actor = current_user()
     policy = Policy.of(store.get_registered_model(name))
     if alias in policy.protected_aliases:
@@ -183,7 +183,7 @@ def promote(
     """Move ``alias`` to the version ``ref`` names, if it passed validation against the
     alias's current holder under the model's required checks; ``force`` (with a reason)
     overrides the gate and is audited. Conflict if the alias moves meanwhile."""
-    store = _tracker().store
+    store = current_tracker().store
     version = resolve(store, parse_model_ref(ref))
     name, number = version.name, version.version
     v.check_alias(alias, settable=True)
@@ -283,7 +283,7 @@ def _passing_validation(
 
 def lineage(version: ModelVersion) -> dict[str, Any]:
     """Where a version came from: its run, the data sets, the code commit and environment."""
-    store = _tracker().store
+    store = current_tracker().store
     out: dict[str, Any] = {"run_id": version.run_id, "artifact_path": version.artifact_path}
     if version.run_id is None:
         return out

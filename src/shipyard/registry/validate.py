@@ -17,7 +17,7 @@ from typing import Any
 
 from shipyard.errors import InvalidInput, NotFound, require
 from shipyard.models.files import LoadedModel
-from shipyard.registry.api import _tracker, load_model, resolve
+from shipyard.registry.api import current_tracker, load_model, resolve
 from shipyard.registry.config import load_model_checks
 from shipyard.registry.policy import Policy
 from shipyard.registry.uris import parse_model_ref
@@ -62,7 +62,7 @@ def read_data(data: Any) -> Any:
 
 
 def resolve_baseline(name: str, baseline: str | None) -> Baseline:
-    store = _tracker().store
+    store = current_tracker().store
     if baseline is None or baseline == "none":
         return Baseline(None, None)
     if baseline == DEFAULT:
@@ -112,7 +112,7 @@ def validate(
     from shipyard.tracking.datasets import describe_dataset
     from shipyard.validation import validate_models
 
-    tracker = _tracker()
+    tracker = current_tracker()
     version = resolve(tracker.store, parse_model_ref(model))
     declared: list[str] = []
     if checks is None:
