@@ -7,14 +7,21 @@ from types import EllipsisType
 from typing import Any, Protocol, runtime_checkable
 
 from shipyard.store.entities import (
+    AnalysisRecord,
     ArtifactEntry,
     AuditEntry,
     Dataset,
+    Deployment,
+    Endpoint,
+    EndpointEvent,
     Environment,
     Experiment,
+    GatewayInfo,
     Metric,
     ModelVersion,
+    PredictionLogFile,
     RegisteredModel,
+    Rollout,
     Run,
     RunPage,
     ValidationRecord,
@@ -22,6 +29,8 @@ from shipyard.store.entities import (
 )
 
 MetricRow = Metric | tuple[str, float, int, float]
+Roles = Mapping[int, tuple[str, float]]  # deployment id -> (role, weight)
+EventIn = tuple[str, str, Mapping[str, Any]]  # kind, message, data
 
 
 @runtime_checkable
@@ -217,5 +226,115 @@ class Store(Protocol):
         ...
 
     def get_step_cache(self, key: str) -> dict[str, Any] | None: ...
+
+    # serving: every change to endpoints, deployments or rollouts moves serving_revision
+    def serving_revision(self) -> int: ...
+    def create_endpoint(
+        self,
+        name: str,
+        *,
+        model_name: str,
+        model_version: int,
+        description: str = "",
+        config: Mapping[str, Any] | None = None,
+        actor: str = "",
+    ) -> Endpoint: ...
+    def get_endpoint(self, name: str) -> Endpoint: ...
+    def list_endpoints(self) -> list[Endpoint]: ...
+    def update_endpoint(
+        self,
+        name: str,
+        *,
+        description: str | None = None,
+        config: Mapping[str, Any] | None = None,
+        actor: str = "",
+    ) -> Endpoint: ...
+    def delete_endpoint(self, name: str, *, actor: str = "") -> None: ...
+    def get_deployment(self, deployment_id: int) -> Deployment: ...
+    def list_deployments(
+        self, endpoint: str, *, include_retired: bool = True
+    ) -> list[Deployment]: ...
+    def set_roles(
+        self,
+        endpoint: str,
+        roles: Roles,
+        *,
+        expect_primary: int | None = None,
+        event: EventIn | None = None,
+        actor: str = "",
+    ) -> Endpoint: ...
+    def start_rollout(
+        self,
+        endpoint: str,
+        *,
+        model_name: str,
+        model_version: int,
+        strategy: str,
+        spec: Mapping[str, Any],
+        role: str,
+        weight: float = 0.0,
+        actor: str = "",
+    ) -> Rollout: ...
+    def get_rollout(self, rollout_id: int) -> Rollout: ...
+    def list_rollouts(
+        self, endpoint: str | None = None, *, active_only: bool = False, limit: int = 100
+    ) -> list[Rollout]: ...
+    def active_rollout(self, endpoint: str) -> Rollout | None: ...
+    def update_rollout(
+        self,
+        rollout_id: int,
+        *,
+        expect_state: str,
+        expect_step: int,
+        state: str | None = None,
+        step: int | None = None,
+        step_started_at: float | None = None,
+        reason: str | None = None,
+        roles: Roles | None = None,
+        analysis: tuple[str, Mapping[str, Any]] | None = None,
+        event: EventIn | None = None,
+        actor: str = "",
+    ) -> Rollout:
+        """Compare-and-set on (state, step); Conflict when someone moved it first."""
+        ...
+
+    def list_analyses(self, rollout_id: int) -> list[AnalysisRecord]: ...
+    def add_event(
+        self,
+        endpoint: str,
+        kind: str,
+        message: str,
+        data: Mapping[str, Any] | None = None,
+        *,
+        actor: str = "",
+    ) -> None: ...
+    def list_events(
+        self, endpoint: str | None = None, *, after_id: int = 0, limit: int = 100
+    ) -> list[EndpointEvent]: ...
+    def add_stats(
+        self, gateway: str, rows: Sequence[tuple[int, float, Mapping[str, Any]]]
+    ) -> None: ...
+    def get_stats(
+        self, deployment_ids: Sequence[int], since: float, until: float | None = None
+    ) -> dict[int, list[dict[str, Any]]]: ...
+    def prune_stats(self, before: float) -> int: ...
+    def heartbeat(
+        self, gateway: str, *, address: str, pid: int, started_at: float, info: Mapping[str, Any]
+    ) -> None: ...
+    def list_gateways(self, seen_since: float = 0.0) -> list[GatewayInfo]: ...
+    def remove_gateway(self, gateway: str) -> None: ...
+    def add_prediction_log(
+        self,
+        endpoint: str,
+        *,
+        digest: str,
+        rows: int,
+        first_time: float,
+        last_time: float,
+        gateway: str = "",
+    ) -> None: ...
+    def list_prediction_logs(
+        self, endpoint: str, *, after_id: int = 0, limit: int = 1000
+    ) -> list[PredictionLogFile]: ...
 
     def close(self) -> None: ...

@@ -267,3 +267,150 @@ class AuditEntry:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+# -- serving -------------------------------------------------------------------------------
+
+DEPLOYMENT_ROLES = ("primary", "canary", "shadow", "standby", "retired")
+ROLLOUT_STRATEGIES = ("canary", "shadow", "blue-green")
+ROLLOUT_STATES = ("running", "paused", "succeeded", "failed", "aborted")
+ACTIVE_ROLLOUT_STATES = ("running", "paused")
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """A model version on an endpoint, with its role and share of the traffic."""
+
+    id: int
+    endpoint: str
+    model_name: str
+    model_version: int
+    role: str
+    weight: float
+    previous_id: int | None = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+    @property
+    def model_uri(self) -> str:
+        return f"models:/{self.model_name}/{self.model_version}"
+
+    @property
+    def label(self) -> str:
+        """``NAME/N``, as in the x-shipyard-model-version header."""
+        return f"{self.model_name}/{self.model_version}"
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["model"] = self.label
+        return out
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A named inference endpoint and the deployments that are not retired."""
+
+    name: str
+    description: str = ""
+    config: dict[str, Any] = field(default_factory=dict)
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    created_by: str = ""
+    deployments: tuple[Deployment, ...] = ()
+
+    @property
+    def primary(self) -> Deployment:
+        return next(d for d in self.deployments if d.role == "primary")
+
+    def with_role(self, role: str) -> list[Deployment]:
+        return [d for d in self.deployments if d.role == role]
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["deployments"] = [d.to_dict() for d in self.deployments]
+        return out
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """A candidate version's way to primary: its strategy, spec, state and current step."""
+
+    id: int
+    endpoint: str
+    candidate_id: int
+    baseline_id: int
+    strategy: str
+    spec: dict[str, Any]
+    state: str
+    step: int
+    step_started_at: float | None = None
+    reason: str = ""
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    ended_at: float | None = None
+    created_by: str = ""
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE_ROLLOUT_STATES
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class AnalysisRecord:
+    """One judgement of a rollout step, as stored."""
+
+    id: int
+    rollout_id: int
+    step: int
+    time: float
+    outcome: str
+    data: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class EndpointEvent:
+    id: int
+    endpoint: str
+    time: float
+    kind: str
+    message: str
+    data: dict[str, Any] = field(default_factory=dict)
+    actor: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class GatewayInfo:
+    """A gateway process as it last reported itself."""
+
+    id: str
+    address: str
+    pid: int
+    started_at: float
+    seen_at: float
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class PredictionLogFile:
+    id: int
+    endpoint: str
+    digest: str
+    rows: int
+    first_time: float
+    last_time: float
+    gateway: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -174,3 +174,15 @@ def check_version(version: object) -> int:
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise InvalidInput(f"model version must be a positive integer, got {version!r}")
     return version
+
+
+def check_endpoint_name(name: object) -> str:
+    """An endpoint's name: as a model name (it goes into URL paths, so no ``/``)."""
+    if not isinstance(name, str) or not name:
+        raise InvalidInput(f"endpoint name must be a non-empty string, got {name!r}")
+    if len(name) > MAX_KEY or not _MODEL_NAME_RE.match(name):
+        raise InvalidInput(
+            f"endpoint name {name[:60]!r} must start with a letter or digit and hold only "
+            "letters, digits and _ . - (at most 250 characters; it is part of URL paths)"
+        )
+    return name

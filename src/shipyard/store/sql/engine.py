@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 from shipyard.errors import InvalidInput, SchemaVersionError, StoreError, require
 
 # The newest migration in migrations/versions; a test checks it against Alembic's head.
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 WRITE = {"shipyard_write": True}
 

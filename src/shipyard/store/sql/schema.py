@@ -247,3 +247,129 @@ step_cache = sa.Table(
     sa.Column("outputs", sa.Text, nullable=False),
     sa.Column("created_at", Double, nullable=False),
 )
+
+# -- serving (migration 0004) ----------------------------------------------------------------
+
+# One row, bumped by every change to endpoints, deployments or rollouts: a gateway polls it
+# (one indexed read) and reloads the serving configuration only when it moved.
+serving_state = sa.Table(
+    "serving_state",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("revision", sa.Integer, nullable=False),
+)
+
+endpoints = sa.Table(
+    "endpoints",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(KEY_LEN), nullable=False, unique=True),
+    sa.Column("description", sa.Text, nullable=False, server_default=""),
+    sa.Column("config", sa.Text, nullable=False, server_default="{}"),  # JSON
+    sa.Column("created_at", Double, nullable=False),
+    sa.Column("updated_at", Double, nullable=False),
+    sa.Column("created_by", sa.String(KEY_LEN), nullable=False, server_default=""),
+)
+
+# A model version on an endpoint. role: primary (exactly one per endpoint), canary, shadow,
+# standby (loaded, no traffic: a blue/green candidate, or the old primary kept warm), retired.
+# `previous_id` is the primary this one replaced, which is where a rollback goes back to.
+deployments = sa.Table(
+    "deployments",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("endpoint_id", sa.Integer, sa.ForeignKey("endpoints.id"), nullable=False),
+    sa.Column("model_name", sa.String(KEY_LEN), nullable=False),
+    sa.Column("model_version", sa.Integer, nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("weight", Double, nullable=False),
+    sa.Column("previous_id", sa.Integer, nullable=True),
+    sa.Column("created_at", Double, nullable=False),
+    sa.Column("updated_at", Double, nullable=False),
+    sa.Index("ix_deployments_endpoint", "endpoint_id", "role"),
+)
+
+rollouts = sa.Table(
+    "rollouts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("endpoint_id", sa.Integer, sa.ForeignKey("endpoints.id"), nullable=False),
+    sa.Column("candidate_id", sa.Integer, sa.ForeignKey("deployments.id"), nullable=False),
+    sa.Column("baseline_id", sa.Integer, sa.ForeignKey("deployments.id"), nullable=False),
+    sa.Column("strategy", sa.String(16), nullable=False),
+    sa.Column("spec", sa.Text, nullable=False),  # JSON: steps, interval, limits, ...
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("step", sa.Integer, nullable=False),
+    sa.Column("step_started_at", Double, nullable=True),
+    sa.Column("reason", sa.Text, nullable=False, server_default=""),
+    sa.Column("created_at", Double, nullable=False),
+    sa.Column("updated_at", Double, nullable=False),
+    sa.Column("ended_at", Double, nullable=True),
+    sa.Column("created_by", sa.String(KEY_LEN), nullable=False, server_default=""),
+    sa.Index("ix_rollouts_endpoint", "endpoint_id", "state"),
+)
+
+rollout_analyses = sa.Table(
+    "rollout_analyses",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("rollout_id", sa.Integer, sa.ForeignKey("rollouts.id"), nullable=False),
+    sa.Column("step", sa.Integer, nullable=False),
+    sa.Column("time", Double, nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("data", sa.Text, nullable=False),  # JSON: figures and reason
+    sa.Index("ix_rollout_analyses_rollout", "rollout_id", "id"),
+)
+
+# Events name the endpoint rather than pointing at it, so that they outlive it.
+endpoint_events = sa.Table(
+    "endpoint_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("endpoint", sa.String(KEY_LEN), nullable=False),
+    sa.Column("time", Double, nullable=False),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("data", sa.Text, nullable=False, server_default="{}"),
+    sa.Column("actor", sa.String(KEY_LEN), nullable=False, server_default=""),
+    sa.Index("ix_endpoint_events_endpoint", "endpoint", "id"),
+)
+
+# What each gateway process recorded for a deployment over about a second (JSON snapshot of
+# shipyard.gateway.stats.Recorder); the analysis merges the rows of a window from every
+# gateway, so two gateways on one store judge a canary on all of its traffic.
+deployment_stats = sa.Table(
+    "deployment_stats",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("deployment_id", sa.Integer, nullable=False),
+    sa.Column("gateway", sa.String(64), nullable=False),
+    sa.Column("time", Double, nullable=False),
+    sa.Column("data", sa.Text, nullable=False),
+    sa.Index("ix_deployment_stats_deployment", "deployment_id", "time"),
+)
+
+gateways = sa.Table(
+    "gateways",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("address", sa.String(KEY_LEN), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("started_at", Double, nullable=False),
+    sa.Column("seen_at", Double, nullable=False),
+    sa.Column("info", sa.Text, nullable=False, server_default="{}"),  # JSON: deployment states
+)
+
+# Prediction logs: Parquet blobs in the artifact store, one row per file.
+prediction_logs = sa.Table(
+    "prediction_logs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("endpoint", sa.String(KEY_LEN), nullable=False),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("rows", sa.Integer, nullable=False),
+    sa.Column("first_time", Double, nullable=False),
+    sa.Column("last_time", Double, nullable=False),
+    sa.Column("gateway", sa.String(64), nullable=False, server_default=""),
+    sa.Index("ix_prediction_logs_endpoint", "endpoint", "id"),
+)

@@ -29,6 +29,7 @@ from shipyard.store.entities import (
 from shipyard.store.sql import schema as t
 from shipyard.store.sql.engine import WRITE, ensure_schema, make_engine, retry_locked
 from shipyard.store.sql.registry import RegistryMixin
+from shipyard.store.sql.serving import ServingMixin
 from shipyard.store.sql.writes import apply_batch
 
 T = TypeVar("T")
@@ -49,7 +50,7 @@ _PARAMS_OF, _METRICS_OF, _TAGS_OF = (
 )
 
 
-class SqlStore(RegistryMixin):
+class SqlStore(RegistryMixin, ServingMixin):
     """Store on a SQL database; safe to share between threads, and between processes."""
 
     def __init__(self, uri: str) -> None:
@@ -543,11 +544,12 @@ class SqlStore(RegistryMixin):
         return self._read(read)
 
     def referenced_digests(self) -> set[str]:
-        """Every blob digest a run's manifest, a model version or a validation holds."""
+        """Every blob digest a run's manifest, a model version, a validation or a prediction
+        log holds."""
         runs = self._read(
             lambda conn: set(conn.execute(sa.select(t.artifacts.c.digest).distinct()).scalars())
         )
-        return runs | self.model_digests()
+        return runs | self.model_digests() | self.serving_digests()
 
     def put_environment(self, env: Environment) -> None:
         self.write(WriteBatch(environments=[env]))
