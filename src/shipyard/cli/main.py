@@ -9,12 +9,24 @@ from typing import Annotated
 
 import typer
 
-from shipyard.cli import artifacts, experiments, lineage, models, pipelines, render, runs
+from shipyard.cli import (
+    artifacts,
+    experiments,
+    lineage,
+    models,
+    pipelines,
+    render,
+    runs,
+    serving,
+)
 from shipyard.errors import ShipyardError
 
 app = typer.Typer(
     name="shipyard",
-    help="Shipyard: track experiments and runs, compare them, and manage their artifacts.",
+    help=(
+        "Shipyard: track runs, version and validate models, run pipelines, and serve and "
+        "roll out models safely."
+    ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -26,6 +38,10 @@ app.add_typer(models.app, name="models")
 app.add_typer(pipelines.app, name="pipeline")
 app.command("gc")(artifacts.gc)
 app.command("lineage")(lineage.lineage)
+app.command("gateway")(serving.gateway)
+app.add_typer(serving.endpoints_app, name="endpoints")
+app.command("deploy")(serving.deploy)
+app.add_typer(serving.rollouts_app, name="rollouts")
 
 
 def _print_version(value: bool) -> None:

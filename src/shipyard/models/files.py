@@ -14,6 +14,8 @@ from shipyard.models.flavors import flavor_for, flavor_named
 from shipyard.models.signature import Signature, infer_signature
 
 MANIFEST = "shipyard-model.json"
+EXAMPLE = "input_example.json"  # a few rows of real input: what a gateway warms up with
+EXAMPLE_ROWS = 5
 FORMAT = 1
 
 
@@ -56,6 +58,8 @@ def save_model(model: Any, path: str | Path, *, input_example: Any = None) -> Mo
     )
     if signature is not None and flavor.name in CHECKED_AT_SAVE:
         _check_example(folder, info, input_example)
+    if signature is not None:
+        _write_example(folder / EXAMPLE, signature.enforce(input_example))
     (folder / MANIFEST).write_text(json.dumps(info.to_dict(), indent=2))
     return info
 
@@ -88,6 +92,12 @@ class LoadedModel:
     def __init__(self, model: Any, info: ModelInfo) -> None:
         self.model = model
         self.info = info
+        self.folder: Path | None = None
+
+    @property
+    def input_example(self) -> Any:
+        """The example saved with the model, as input it takes; None when there is none."""
+        return read_example(self.folder) if self.folder is not None else None
 
     @property
     def signature(self) -> Signature | None:
@@ -118,6 +128,43 @@ class LoadedModel:
         return f"<LoadedModel {self.info.flavor} {type(self.model).__name__}>"
 
 
+def _write_example(path: Path, example: Any) -> None:
+    """The first rows of the example, as JSON that ``read_example`` turns back into input the
+    signature takes. Values JSON cannot hold (dates, odd objects) are left out, not fatal."""
+    try:
+        if hasattr(example, "iloc"):
+            rows = example.iloc[:EXAMPLE_ROWS]
+            data = {"columns": json.loads(rows.to_json(orient="split", index=False))}
+        else:
+            data = {"tensor": example[:EXAMPLE_ROWS].tolist()}
+        path.write_text(json.dumps(data, allow_nan=False))
+    except (TypeError, ValueError, OverflowError):
+        pass
+
+
+def read_example(path: str | Path) -> Any:
+    """The input example saved with the model (enforced against its signature), or None."""
+    folder = Path(path)
+    try:
+        data = json.loads((folder / EXAMPLE).read_text())
+    except (OSError, ValueError):
+        return None
+    info = read_info(folder)
+    if info.signature is None:
+        return None
+    try:
+        if "tensor" in data:
+            import numpy as np
+
+            return info.signature.enforce(np.asarray(data["tensor"]))
+        import pandas as pd
+
+        split = data["columns"]
+        return info.signature.enforce(pd.DataFrame(split["data"], columns=split["columns"]))
+    except (InvalidInput, KeyError, TypeError, ValueError):
+        return None
+
+
 def read_info(path: str | Path) -> ModelInfo:
     manifest = Path(path) / MANIFEST
     try:
@@ -142,4 +189,6 @@ def load_model(path: str | Path, *, trust: bool = False) -> LoadedModel:
     """Load a model saved by ``save_model``. Pickle-based flavors need ``trust=True``."""
     info = read_info(path)
     model = flavor_named(info.flavor).load(Path(path), info.config, trust)
-    return LoadedModel(model, info)
+    loaded = LoadedModel(model, info)
+    loaded.folder = Path(path)
+    return loaded

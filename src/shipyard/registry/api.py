@@ -190,18 +190,7 @@ def promote(
     actor = current_user()
     model = store.get_registered_model(name)
     policy = Policy.of(model)
-    if alias in policy.protected_aliases and not policy.may_maintain(actor):
-        store.record_audit(
-            name,
-            "promote_refused",
-            version=number,
-            actor=actor,
-            details={"alias": alias, "why": "not a maintainer"},
-        )
-        raise PermissionDenied(
-            f"alias {alias!r} of {name!r} is protected; only its maintainers "
-            f"({', '.join(policy.maintainers)}) may move it, not {actor!r}"
-        )
+    _check_maintainer(store, policy, name, number, alias, actor)
     holder = model.aliases.get(alias)
     if holder == number:
         raise Conflict(f"{alias!r} already points at {name}/{number}")
@@ -229,6 +218,34 @@ def promote(
         details={"validation": record.id, "reason": reason or None},
     )
     return Promotion(name, number, alias, previous, record)
+
+
+def check_promotion(store: Store, name: str, number: int, alias: str) -> ValidationRecord:
+    """Raise unless the current user could promote ``name/number`` to ``alias`` now (what
+    ``promote`` checks without force): used before a rollout that will move the alias."""
+    v.check_alias(alias, settable=True)
+    actor = current_user()
+    model = store.get_registered_model(name)
+    policy = Policy.of(model)
+    _check_maintainer(store, policy, name, number, alias, actor)
+    return _passing_validation(store, name, number, alias, model.aliases.get(alias), policy)
+
+
+def _check_maintainer(
+    store: Store, policy: Policy, name: str, number: int, alias: str, actor: str
+) -> None:
+    if alias in policy.protected_aliases and not policy.may_maintain(actor):
+        store.record_audit(
+            name,
+            "promote_refused",
+            version=number,
+            actor=actor,
+            details={"alias": alias, "why": "not a maintainer"},
+        )
+        raise PermissionDenied(
+            f"alias {alias!r} of {name!r} is protected; only its maintainers "
+            f"({', '.join(policy.maintainers)}) may move it, not {actor!r}"
+        )
 
 
 def _passing_validation(

@@ -625,7 +625,9 @@ def _apply_roles(conn: sa.Connection, endpoint_id: int, roles: Roles) -> None:
     for deployment_id, (role, weight) in roles.items():
         _check_role(role, weight)
         values: dict[str, Any] = {"role": role, "weight": weight, "updated_at": now}
-        if role == "primary" and deployment_id != old_primary:
+        if role == "primary" and deployment_id > old_primary:
+            # a newer deployment replacing the primary remembers it; going back to an older
+            # one (a rollback) keeps that one's own history, so rollbacks walk backwards
             values["previous_id"] = old_primary
         done = conn.execute(
             _D.update()

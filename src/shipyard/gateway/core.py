@@ -1,0 +1,265 @@
+"""The gateway's state and its background loop: what it serves, kept in step with the Store.
+
+A background thread polls the Store's serving revision a few times a second. When it moved,
+the gateway reads every endpoint, starts loading the deployments it does not hold yet (in
+worker threads, so serving goes on), and swaps in new routes. Once a second it writes what
+each deployment recorded to the Store, reports itself (a heartbeat naming what it has loaded
+and whether each load worked), and lets the rollout controller judge running rollouts.
+Everything it decides from is in the Store, so any number of gateways on one store agree,
+and a restarted one picks up where the last one was.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import socket
+import sys
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from shipyard.artifacts.blobs import BlobStore
+from shipyard.gateway import controller
+from shipyard.gateway.loading import Opener, Served, load, local_opener
+from shipyard.gateway.logs import LogRecord, PredictionLogger
+from shipyard.gateway.routing import Route, build_route
+from shipyard.gateway.stats import agree
+from shipyard.store.base import Store
+from shipyard.store.entities import Endpoint
+
+STATS_KEEP_S = 7 * 24 * 3600
+
+
+@dataclass
+class ShadowJob:
+    """A request copied to the shadow: parsed again there, with the shadow's signature."""
+
+    route: Route
+    parse: Any  # (body, signature) -> model input
+    body: bytes
+    primary_outputs: Any
+    request_id: str
+    log: bool
+
+
+class Gateway:
+    """Serves every endpoint in ``store``; ``start`` begins following it."""
+
+    def __init__(
+        self,
+        store: Store,
+        blobs: BlobStore,
+        *,
+        address: str = "",
+        opener: Opener | None = None,
+        trust: bool = False,
+        poll_interval: float = 0.25,
+        tick_interval: float = 1.0,
+        shadow_queue: int = 1000,
+        max_body: int = 10 * 1024 * 1024,
+        run_controller: bool = True,
+    ) -> None:
+        self.store = store
+        self.blobs = blobs
+        self.address = address
+        self.id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.started_at = time.time()
+        self.opener = opener or local_opener(store, blobs, trust=trust)
+        self.poll_interval = poll_interval
+        self.tick_interval = tick_interval
+        self.max_body = max_body
+        self.run_controller = run_controller
+        self.routes: dict[str, Route] = {}
+        self.endpoints: dict[str, Endpoint] = {}
+        self.served: dict[int, Served] = {}
+        self.revision = -1
+        self.logger = PredictionLogger(store, blobs, gateway=self.id)
+        self.shadow_jobs: queue.Queue[ShadowJob | None] = queue.Queue(maxsize=shadow_queue)
+        self.shadow_dropped = 0
+        self._lock = threading.Lock()
+        self._loader = ThreadPoolExecutor(max_workers=2, thread_name_prefix="shipyard-load")
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.sync()
+        self.logger.start()
+        for target, name in ((self._follow, "sync"), (self._shadow_worker, "shadow")):
+            thread = threading.Thread(target=target, name=f"shipyard-{name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.shadow_jobs.put(None)
+        for thread in self._threads:
+            thread.join(timeout=10)
+        self._loader.shutdown(wait=False, cancel_futures=True)
+        try:
+            self.flush_stats()
+            self.store.remove_gateway(self.id)
+        except Exception as exc:
+            print(f"shipyard gateway: on stop: {exc}", file=sys.stderr)
+        self.logger.close()
+        for served in self.served.values():
+            if served.predictor is not None:
+                served.predictor.close()
+
+    def wait_ready(self, timeout: float = 60.0) -> bool:
+        """Wait until every endpoint's primary has loaded (or failed to)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.ready() or all(
+                s.state != "loading" for s in self.served.values() if s.deployment.role == "primary"
+            ):
+                return self.ready()
+            time.sleep(0.02)
+        return False
+
+    def ready(self) -> bool:
+        return all(name in self.routes for name in self.endpoints)
+
+    # -- following the store -------------------------------------------------------------
+
+    def _follow(self) -> None:
+        next_tick = time.monotonic() + self.tick_interval
+        while not self._stop.wait(self.poll_interval):
+            try:
+                self.sync()
+                if time.monotonic() >= next_tick:
+                    next_tick = time.monotonic() + self.tick_interval
+                    self.tick()
+            except Exception as exc:  # the store may be briefly unreachable: keep serving
+                print(f"shipyard gateway: {type(exc).__name__}: {exc}", file=sys.stderr)
+
+    def sync(self) -> None:
+        """Reload the serving configuration if it changed since the last look."""
+        revision = self.store.serving_revision()
+        if revision == self.revision:
+            return
+        endpoints = {e.name: e for e in self.store.list_endpoints()}
+        with self._lock:
+            self.revision = revision
+            self.endpoints = endpoints
+            wanted = {d.id: d for e in endpoints.values() for d in e.deployments}
+            for deployment_id, deployment in wanted.items():
+                served = self.served.get(deployment_id)
+                if served is None:
+                    served = self.served[deployment_id] = Served(deployment)
+                    self._loader.submit(self._load, served)
+                else:
+                    served.deployment = deployment
+            self._rebuild_locked()
+            self._release_locked(wanted)
+
+    def _load(self, served: Served) -> None:
+        load(served, self.opener)
+        if served.state == "failed":
+            print(
+                f"shipyard gateway: {served.label} on {served.deployment.endpoint} failed to "
+                f"load: {served.error}",
+                file=sys.stderr,
+            )
+        with self._lock:
+            self._rebuild_locked()
+        try:
+            self.heartbeat()  # the controller waits for this to start a step
+        except Exception as exc:
+            print(f"shipyard gateway: heartbeat: {exc}", file=sys.stderr)
+
+    def _rebuild_locked(self) -> None:
+        routes = {}
+        for name, endpoint in self.endpoints.items():
+            route = build_route(endpoint, self.served, self.routes.get(name))
+            if route is not None:
+                routes[name] = route
+        self.routes = routes  # swapped whole: a request sees the old routes or the new ones
+
+    def _release_locked(self, wanted: dict[int, Any]) -> None:
+        in_use = {s.id for r in self.routes.values() for s in r.deployments}
+        for deployment_id in [d for d in self.served if d not in wanted and d not in in_use]:
+            served = self.served.pop(deployment_id)
+            if served.predictor is not None:
+                served.predictor.close()
+
+    # -- once a second -------------------------------------------------------------------
+
+    def tick(self) -> None:
+        now = self.flush_stats()
+        self.heartbeat()
+        if self.run_controller:
+            controller.tick_all(self.store, now=now)
+        if int(now) % 600 == 0:
+            self.store.prune_stats(before=now - STATS_KEEP_S)
+
+    def flush_stats(self) -> float:
+        now = time.time()
+        rows = []
+        for served in list(self.served.values()):
+            snapshot = served.recorder.snapshot()
+            if snapshot is not None:
+                rows.append((served.id, now, snapshot))
+        self.store.add_stats(self.id, rows)
+        return now
+
+    def heartbeat(self) -> None:
+        info = {
+            "deployments": {str(s.id): s.describe() for s in list(self.served.values())},
+            "shadow_dropped": self.shadow_dropped,
+            "logs_dropped": self.logger.dropped,
+        }
+        self.store.heartbeat(
+            self.id, address=self.address, pid=os.getpid(), started_at=self.started_at, info=info
+        )
+
+    # -- shadow traffic ------------------------------------------------------------------
+
+    def copy_to_shadow(self, job: ShadowJob) -> None:
+        """Queue a request for the shadow; drop (and count) it when the queue is full, so
+        the shadow never slows the primary."""
+        try:
+            self.shadow_jobs.put_nowait(job)
+        except queue.Full:
+            self.shadow_dropped += 1
+
+    def _shadow_worker(self) -> None:
+        while True:
+            job = self.shadow_jobs.get()
+            if job is None:
+                return
+            shadow = job.route.shadow
+            if shadow is None or shadow.predictor is None:
+                continue
+            started = time.perf_counter()
+            outputs: Any = None
+            error = None
+            try:
+                data = job.parse(job.body, shadow.signature)
+                outputs = shadow.predictor.predict(data)
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}"
+            latency = time.perf_counter() - started
+            shadow.recorder.record(latency, error is not None, outputs)
+            if error is None:
+                shadow.recorder.record_shadow(*agree(job.primary_outputs, outputs))
+            if job.log:
+                self.logger.add(
+                    LogRecord(
+                        request_id=job.request_id,
+                        time=time.time(),
+                        endpoint=job.route.endpoint,
+                        version=shadow.label,
+                        role="shadow",
+                        latency_ms=latency * 1000,
+                        status=500 if error else 200,
+                        inputs=None,
+                        outputs=outputs,
+                        error=error,
+                    )
+                )

@@ -1,0 +1,76 @@
+"""Running the gateway: uvicorn on a socket bound before it starts, so ``--port 0`` works and
+the address printed is the one that answers."""
+
+from __future__ import annotations
+
+import socket
+import sys
+from collections.abc import Callable
+
+from shipyard.errors import InvalidInput, require
+from shipyard.gateway.core import Gateway
+from shipyard.tracking.tracker import get_tracker
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise InvalidInput(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    trust: bool = False,
+    isolated: bool = False,
+    max_body: int = 10 * 1024 * 1024,
+    log_level: str = "warning",
+    announce: Callable[[str], None] | None = None,
+) -> None:
+    """Serve every endpoint in the configured store until interrupted."""
+    require("uvicorn", "gateway")
+    require("starlette", "gateway")
+    import uvicorn
+
+    from shipyard.gateway.app import create_app
+
+    tracker = get_tracker()
+    sock = bind(host, port)
+    address = "{}:{}".format(*sock.getsockname()[:2])
+    opener = None
+    if isolated:
+        from shipyard.gateway.isolated import isolated_opener
+
+        opener = isolated_opener(tracker.uri, tracker.artifact_root, trust=trust)
+    gateway = Gateway(
+        tracker.store, tracker.blobs, address=address, trust=trust, opener=opener, max_body=max_body
+    )
+    gateway.start()
+    config = uvicorn.Config(
+        create_app(gateway),
+        log_level=log_level,
+        access_log=False,
+        lifespan="off",
+        timeout_graceful_shutdown=5,
+    )
+    server = uvicorn.Server(config)
+    (announce or _print)(f"http://{address}")
+    try:
+        server.run(sockets=[sock])
+    finally:
+        gateway.stop()
+        sock.close()
+
+
+def _print(url: str) -> None:
+    print(f"shipyard gateway listening on {url}", flush=True)
+    sys.stdout.flush()

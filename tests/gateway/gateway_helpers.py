@@ -1,0 +1,84 @@
+"""What gateway tests share: the iris row, models that misbehave, and polling."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+import shipyard as sy
+
+FEATURES = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
+ROW = {
+    "sepal length (cm)": 5.1,
+    "sepal width (cm)": 3.5,
+    "petal length (cm)": 1.4,
+    "petal width (cm)": 0.2,
+}
+
+
+class FlakyModel(sy.PythonModel):
+    """Raises on about a fifth of its inputs: those whose first feature, in tenths, is 3 mod 5
+    (none of the five rows of its input example)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def predict(self, inputs: Any) -> Any:
+        first = float(np.asarray(inputs)[0, 0])
+        if round(first * 10) % 5 == 3:
+            raise RuntimeError("flaky model failed on this input")
+        return self.inner.predict(inputs)
+
+
+class ShiftedModel(sy.PythonModel):
+    """Always answers class 2: its class shares move far from the real model's (a third each
+    on iris)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def predict(self, inputs: Any) -> Any:
+        return np.full(len(inputs), 2)
+
+
+@dataclass
+class Models:
+    """Versions of "iris-clf": 1 and 2 good, 3 flaky, 4 shifted."""
+
+    X: Any
+    good: int = 1
+    good2: int = 2
+    flaky: int = 3
+    shifted: int = 4
+
+
+def wait_for(condition: Callable[[], Any], *, timeout: float = 30.0, what: str = "it") -> Any:
+    """Poll ``condition`` until it is true, or fail naming what was waited for."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@dataclass
+class Served:
+    url: str
+    gateway: Any
+    server: Any
+    thread: threading.Thread
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
+        self.gateway.stop()
+
+
+StartGateway = Callable[..., Served]
