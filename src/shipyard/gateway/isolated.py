@@ -13,6 +13,7 @@ stays silent for ``START_TIMEOUT_S`` fails the deployment with what it printed o
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import pickle
@@ -44,27 +45,25 @@ class IsolatedPredictor(Predictor):
         sig = info.get("signature")
         self.signature = Signature.from_dict(sig) if sig else None
         self.classes = info.get("classes")
+        self.drain: threading.Thread | None = None
         self.flavor = str(info.get("flavor", ""))
-        self._client = httpx.Client(timeout=None)
-        self._async: Any = None
-        self._lock = threading.Lock()
+        self._client = httpx.Client(
+            timeout=None, limits=httpx.Limits(max_connections=64, max_keepalive_connections=64)
+        )
 
     def predict(self, data: Any) -> Any:
-        response = self._client.post(self.url, content=pickle.dumps(data, protocol=5))
-        return self._answer(response)
-
-    async def apredict(self, data: Any) -> Any:
         import httpx
 
-        if self._async is None:  # made on the event loop that uses it
-            self._async = httpx.AsyncClient(
-                timeout=None, limits=httpx.Limits(max_keepalive_connections=64)
-            )
         try:
-            response = await self._async.post(self.url, content=pickle.dumps(data, protocol=5))
+            response = self._client.post(self.url, content=pickle.dumps(data, protocol=5))
         except httpx.HTTPError as exc:
             raise WorkerError(f"the model's worker process did not answer: {exc}") from None
         return self._answer(response)
+
+    async def apredict(self, data: Any) -> Any:
+        # a thread, not an async client: a pool bound to the server's event loop would
+        # outlive it at shutdown, and the hop costs little next to the round trip
+        return await asyncio.to_thread(self.predict, data)
 
     def _answer(self, response: Any) -> Any:
         if response.status_code != 200:
@@ -79,6 +78,12 @@ class IsolatedPredictor(Predictor):
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.process.kill()
+                self.process.wait(timeout=10)
+        if self.drain is not None:
+            self.drain.join(timeout=5)  # stderr reaches its end once the process is gone
+        for stream in (self.process.stdout, self.process.stderr):
+            if stream is not None:
+                stream.close()
 
 
 def isolated_opener(uri: str, artifacts: str, *, trust: bool = False) -> Opener:
@@ -105,11 +110,16 @@ def isolated_opener(uri: str, artifacts: str, *, trust: bool = False) -> Opener:
         if not line.startswith("ready "):
             process.kill()
             _, err = process.communicate(timeout=10)
+            for stream in (process.stdout, process.stderr):
+                if stream is not None:
+                    stream.close()
             tail = err.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
             raise WorkerError(f"the worker process for {deployment.label} failed: {tail[0]}")
         _, port, info = line.split(" ", 2)
-        threading.Thread(target=_drain, args=(process,), daemon=True).start()
-        return IsolatedPredictor(process, int(port), json.loads(info))
+        predictor = IsolatedPredictor(process, int(port), json.loads(info))
+        predictor.drain = threading.Thread(target=_drain, args=(process,), daemon=True)
+        predictor.drain.start()
+        return predictor
 
     return open_isolated
 

@@ -13,14 +13,18 @@ from shipyard.tracking.tracker import get_tracker
 
 
 def bind(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host:port`` (port 0: any free one)."""
+    if not 0 <= port <= 65535:
+        raise InvalidInput(f"cannot listen on port {port}: a port is 0 to 65535 (0: any free)")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
-    except OSError as exc:
+    except (OSError, UnicodeError) as exc:
         sock.close()
-        raise InvalidInput(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+        why = getattr(exc, "strerror", None) or str(exc)
+        raise InvalidInput(f"cannot listen on {host}:{port}: {why}") from None
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
@@ -66,6 +70,8 @@ def serve(
     (announce or _print)(f"http://{address}")
     try:
         server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass  # uvicorn re-raises the Ctrl-C it shut down on: for a server, that is a normal stop
     finally:
         gateway.stop()
         sock.close()
