@@ -24,6 +24,28 @@ from gateway_helpers import (
 
 
 @pytest.fixture
+def tracking(store_uri: str, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    """The Python API on a fresh store of each backend (SQLite, and PostgreSQL when its URL is
+    set): gateways follow the store, so every gateway test runs on both."""
+    from shipyard.tracking import fluent, tracker
+
+    monkeypatch.setenv("SHIPYARD_URI", store_uri)
+    monkeypatch.setenv("SHIPYARD_ARTIFACTS", str(tmp_path / "artifacts"))
+    monkeypatch.setenv("SHIPYARD_CAPTURE", "false")
+    monkeypatch.chdir(tmp_path)
+    t = tracker.get_tracker()
+    yield t
+    for run in list(t.open_runs.values()):
+        run.end("killed")
+    fluent._active.set(())
+    fluent._process_runs.clear()
+    fluent._experiment.pop(t.uri, None)
+    t.close()
+    t.store.close()
+    tracker._trackers.pop((t.uri, t.artifact_root), None)
+
+
+@pytest.fixture
 def models(tracking) -> Models:  # type: ignore[no-untyped-def]
     from sklearn.datasets import load_iris
     from sklearn.linear_model import LogisticRegression

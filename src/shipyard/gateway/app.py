@@ -127,8 +127,10 @@ def create_app(gateway: Gateway) -> Starlette:
         latency = time.perf_counter() - started
         target.recorder.record(latency, error is not None, outputs)
         target.count(latency, error is not None)
-        log = route.log_sample >= 1.0 or random.random() < route.log_sample
-        if route.shadow is not None and version is None and error is None:
+        shadowed = route.shadow is not None and version is None and error is None
+        # a request copied to a shadow is always logged: the pair is what the shadow is for
+        log = shadowed or route.log_sample >= 1.0 or random.random() < route.log_sample
+        if shadowed:
             gateway.copy_to_shadow(ShadowJob(route, parse, body, outputs, request_id, log))
         if log:
             gateway.logger.add(

@@ -33,6 +33,11 @@ from shipyard.store.base import Store
 from shipyard.store.entities import Rollout
 
 LIVE_S = 10.0  # a gateway not seen for this long is not waited for
+# Figures reach the store about a second after the requests they count, and gateways follow a
+# weight change within a poll: a step's window opens this long after the step started, so it
+# holds no request routed by the previous step's weights (with traffic whose mix drifts, those
+# would make a good canary look shifted against the primary).
+SETTLE_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -176,7 +181,7 @@ def totals(store: Store, ids: Sequence[int], since: float, until: float) -> list
 def _judge_canary(store: Store, rollout: Rollout, spec: RolloutSpec, now: float) -> None:
     assert rollout.step_started_at is not None
     candidate, baseline = totals(
-        store, [rollout.candidate_id, rollout.baseline_id], rollout.step_started_at, now
+        store, [rollout.candidate_id, rollout.baseline_id], rollout.step_started_at + SETTLE_S, now
     )
     analysis = analyze_canary(candidate, baseline, spec.limits)
     _decide(store, rollout, spec, analysis, now, spec.interval)
@@ -185,7 +190,7 @@ def _judge_canary(store: Store, rollout: Rollout, spec: RolloutSpec, now: float)
 def _judge_shadow(store: Store, rollout: Rollout, spec: RolloutSpec, now: float) -> None:
     assert rollout.step_started_at is not None
     shadow, primary = totals(
-        store, [rollout.candidate_id, rollout.baseline_id], rollout.step_started_at, now
+        store, [rollout.candidate_id, rollout.baseline_id], rollout.step_started_at + SETTLE_S, now
     )
     analysis = analyze_shadow(shadow, primary, spec.limits)
     _decide(store, rollout, spec, analysis, now, spec.duration)
@@ -195,7 +200,7 @@ def _judge_blue_green(store: Store, rollout: Rollout, spec: RolloutSpec, now: fl
     assert rollout.step_started_at is not None
     started = rollout.step_started_at
     # the new primary now, against the old one over as long a time before the switch
-    [candidate] = totals(store, [rollout.candidate_id], started, now)
+    [candidate] = totals(store, [rollout.candidate_id], started + SETTLE_S, now)
     [baseline] = totals(store, [rollout.baseline_id], started - max(now - started, 1.0), started)
     analysis = analyze_canary(candidate, baseline, spec.limits)
     _decide(store, rollout, spec, analysis, now, spec.interval)

@@ -31,7 +31,8 @@ from shipyard.gateway.stats import agree
 from shipyard.store.base import Store
 from shipyard.store.entities import Endpoint
 
-STATS_KEEP_S = 7 * 24 * 3600
+STATS_KEEP_S = 7 * 24 * 3600  # figures older than this are deleted
+PRUNE_EVERY_S = 600.0
 
 
 @dataclass
@@ -84,6 +85,7 @@ class Gateway:
         self._loader = ThreadPoolExecutor(max_workers=2, thread_name_prefix="shipyard-load")
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._next_prune = 0.0
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -195,7 +197,8 @@ class Gateway:
         self.heartbeat()
         if self.run_controller:
             controller.tick_all(self.store, now=now)
-        if int(now) % 600 == 0:
+        if now >= self._next_prune:
+            self._next_prune = now + PRUNE_EVERY_S
             self.store.prune_stats(before=now - STATS_KEEP_S)
 
     def flush_stats(self) -> float:
