@@ -3,10 +3,12 @@ the CLI, and every command against it."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 
@@ -43,10 +45,9 @@ def _poll(condition, timeout: float = 60.0, what: str = "it"):  # type: ignore[n
     raise AssertionError(f"timed out waiting for {what}")
 
 
-@pytest.fixture
-def gateway_process(two_versions, cli) -> Iterator[str]:  # type: ignore[no-untyped-def]
+@contextlib.contextmanager
+def _gateway() -> Iterator[str]:
     """`shipyard gateway --port 0` as a user runs it, in its own process."""
-    assert cli("endpoints", "create", "iris", "--model", "iris-clf/1").exit_code == 0
     env = dict(os.environ, SHIPYARD_CAPTURE="false")
     with subprocess.Popen(
         [sys.executable, "-m", "shipyard.cli.main", "gateway", "--port", "0"],
@@ -70,6 +71,66 @@ def gateway_process(two_versions, cli) -> Iterator[str]:  # type: ignore[no-unty
                 process.kill()
                 raise
         assert process.returncode == 0, process.stderr.read() if process.stderr else ""
+
+
+@pytest.fixture
+def gateway_process(two_versions, cli) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    assert cli("endpoints", "create", "iris", "--model", "iris-clf/1").exit_code == 0
+    with _gateway() as url:
+        yield url
+
+
+def test_two_gateway_processes_agree_on_weights_and_deploy_waits(cli, two_versions) -> None:  # type: ignore[no-untyped-def]
+    cli("endpoints", "create", "iris", "--model", "iris-clf/1", "--sticky-header", "x-user")
+    with _gateway() as first, _gateway() as second:
+        cli("deploy", "iris", "--model", "iris-clf/2", "--steps", "40,100", "--interval", "1h")
+
+        def version(url: str, user: int) -> str:
+            answer = httpx.post(
+                f"{url}/endpoints/iris/predict",
+                json={"records": [ROW]},
+                headers={"x-user": f"user-{user}"},
+            )
+            return answer.headers["x-shipyard-model-version"]
+
+        def both_split() -> bool:
+            seen = {version(url, u) for url in (first, second) for u in range(30)}
+            return seen == {"iris-clf/1", "iris-clf/2"}
+
+        _poll(both_split, what="both gateways to take the canary")
+        for user in range(30):
+            assert version(first, user) == version(second, user), f"user-{user}"
+        assert cli("rollouts", "promote", "iris").exit_code == 0
+        stop = threading.Event()
+
+        def traffic() -> None:
+            with httpx.Client() as client:
+                while not stop.is_set():
+                    client.post(f"{first}/endpoints/iris/predict", json={"records": [ROW]})
+
+        sender = threading.Thread(target=traffic, daemon=True)
+        sender.start()
+        try:
+            waited = cli(
+                "deploy",
+                "iris",
+                "--model",
+                "iris-clf/1",
+                "--strategy",
+                "blue-green",
+                "--interval",
+                "1s",
+                "--min-requests",
+                "20",
+                "--wait",
+            )
+        finally:
+            stop.set()
+            sender.join(timeout=10)
+        assert waited.exit_code == 0, waited.stdout + waited.stderr
+        assert "succeeded" in waited.stdout
+        gateways = cli("endpoints", "status", "iris", "--json").json()["gateways"]
+        assert len(gateways) == 2
 
 
 def test_gateway_serves_and_deploy_follows_to_the_end(cli, gateway_process, two_versions) -> None:  # type: ignore[no-untyped-def]
