@@ -286,3 +286,25 @@ def test_deploy_mistakes_are_named(gateway_url: str, models: Models) -> None:
         api.deploy("iris", "iris-clf/1")
     with pytest.raises(NotFound, match="no endpoint named 'nope'"):
         api.deploy("nope", "iris-clf/2")
+
+
+def test_a_shadow_that_raises_fails_on_its_own_errors_only(
+    gateway_url: str, models: Models, tracking
+) -> None:  # type: ignore[no-untyped-def]
+    # the shadow answers queued requests in batches; one raising row must not make the
+    # rest of its batch count as errors
+    rollout = api.deploy(
+        "iris",
+        f"iris-clf/{models.flaky}",
+        strategy="shadow",
+        duration="2s",
+        min_requests=50,
+        max_error_rate=0.5,
+    )
+    with Traffic(gateway_url, models.X.sample(frac=1, random_state=3)) as traffic:
+        assert wait_for(lambda: _ended(tracking, rollout.id), what="the shadow") == "succeeded"
+    assert all(status == 200 for _, status in traffic.answers)  # clients never saw it
+    [analysis] = tracking.store.list_analyses(rollout.id)
+    errors = next(f for f in analysis.data["figures"] if f["name"] == "error_rate")
+    # iris rows whose first feature is 3 mod 5 in tenths: 31 of 150
+    assert 0.1 < errors["candidate"] < 0.35

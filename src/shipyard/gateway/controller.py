@@ -38,6 +38,10 @@ LIVE_S = 10.0  # a gateway not seen for this long is not waited for
 # holds no request routed by the previous step's weights (with traffic whose mix drifts, those
 # would make a good canary look shifted against the primary).
 SETTLE_S = 2.0
+# A step is judged on at most its last quarter hour of figures (like each measurement of an
+# Argo analysis, a query over a recent window): a day-long step would otherwise re-read a
+# day of figures every second. Bursts earlier in the step were judged when they happened.
+MAX_WINDOW_S = 900.0
 
 
 @dataclass(frozen=True)
@@ -174,7 +178,7 @@ def _switch(store: Store, rollout: Rollout, now: float) -> None:
 
 
 def totals(store: Store, ids: Sequence[int], since: float, until: float) -> list[Totals]:
-    found = store.get_stats(list(ids), since=since, until=until)
+    found = store.get_stats(list(ids), since=max(since, until - MAX_WINDOW_S), until=until)
     return [merge(found[i]) for i in ids]
 
 

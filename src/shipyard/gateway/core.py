@@ -33,16 +33,21 @@ from shipyard.store.entities import Endpoint
 
 STATS_KEEP_S = 7 * 24 * 3600  # figures older than this are deleted
 PRUNE_EVERY_S = 600.0
+SHADOW_BATCH = 256  # most queued shadow requests answered by one predict call
+SHADOW_LINGER_S = 0.02  # how long the first copy waits for others to join its batch
 
 
 @dataclass
 class ShadowJob:
-    """A request copied to the shadow: parsed again there, with the shadow's signature."""
+    """A request copied to the shadow, with what the primary made of it (parsed again for
+    the shadow only when its signature differs)."""
 
     route: Route
     parse: Any  # (body, signature) -> model input
     body: bytes
     primary_outputs: Any
+    data: Any  # the input as parsed for the deployment that answered
+    signature: Any  # that deployment's signature: the shadow reuses `data` when it has the same
     request_id: str
     log: bool
 
@@ -236,33 +241,124 @@ class Gateway:
             job = self.shadow_jobs.get()
             if job is None:
                 return
+            batch = [job]
+            # let copies gather, then answer them in one predict call: a model takes 100
+            # rows for about the cost of one, so the shadow keeps up while taking the GIL
+            # from the event loop far less often; a shadow's answers are never waited for
+            self._stop.wait(SHADOW_LINGER_S)
+            while len(batch) < SHADOW_BATCH:
+                try:
+                    more = self.shadow_jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._shadow_batch(batch)
+                    return
+                batch.append(more)
+            self._shadow_batch(batch)
+
+    def _shadow_batch(self, jobs: list[ShadowJob]) -> None:
+        by_shadow: dict[int, list[ShadowJob]] = {}
+        for job in jobs:
             shadow = job.route.shadow
-            if shadow is None or shadow.predictor is None:
-                continue
-            started = time.perf_counter()
-            outputs: Any = None
-            error = None
-            try:
-                data = job.parse(job.body, shadow.signature)
-                outputs = shadow.predictor.predict(data)
-            except Exception as exc:
-                error = f"{type(exc).__name__}: {exc}"
-            latency = time.perf_counter() - started
-            shadow.recorder.record(latency, error is not None, outputs)
-            if error is None:
-                shadow.recorder.record_shadow(*agree(job.primary_outputs, outputs))
-            if job.log:
-                self.logger.add(
-                    LogRecord(
-                        request_id=job.request_id,
-                        time=time.time(),
-                        endpoint=job.route.endpoint,
-                        version=shadow.label,
-                        role="shadow",
-                        latency_ms=latency * 1000,
-                        status=500 if error else 200,
-                        inputs=None,
-                        outputs=outputs,
-                        error=error,
+            if shadow is not None and shadow.predictor is not None:
+                by_shadow.setdefault(shadow.id, []).append(job)
+        for group in by_shadow.values():
+            shadow = group[0].route.shadow
+            assert shadow is not None and shadow.predictor is not None
+            results = _predict_each(shadow, group)
+            for job, (outputs, error, latency) in zip(group, results, strict=True):
+                shadow.recorder.record(latency, error is not None, outputs)
+                shadow.count(latency, error is not None)
+                if error is None:
+                    shadow.recorder.record_shadow(*agree(job.primary_outputs, outputs))
+                if job.log:
+                    self.logger.add(
+                        LogRecord(
+                            request_id=job.request_id,
+                            time=time.time(),
+                            endpoint=job.route.endpoint,
+                            version=shadow.label,
+                            role="shadow",
+                            latency_ms=latency * 1000,
+                            status=500 if error else 200,
+                            inputs=None,
+                            outputs=outputs,
+                            error=error,
+                        )
                     )
-                )
+
+
+Outcome = tuple[Any, "str | None", float]  # outputs, error, seconds
+
+
+def _predict_each(shadow: Served, jobs: list[ShadowJob]) -> list[Outcome]:
+    """Each job's answer from the shadow: one predict call on all of their rows when their
+    inputs stack, else one call per job. A batch's time is shared out per row."""
+    assert shadow.predictor is not None
+    parsed: list[Any] = []
+    failed: dict[int, str] = {}
+    for i, job in enumerate(jobs):
+        if job.signature == shadow.signature:
+            parsed.append(job.data)  # the shadow takes what the primary took: no second parse
+            continue
+        try:
+            parsed.append(job.parse(job.body, shadow.signature))
+        except Exception as exc:
+            failed[i] = f"{type(exc).__name__}: {exc}"
+            parsed.append(None)
+    good = [i for i in range(len(jobs)) if i not in failed]
+    out: list[Outcome] = [(None, failed.get(i), 0.0) for i in range(len(jobs))]
+    stacked = _stack([parsed[i] for i in good]) if len(good) > 1 else None
+    if stacked is not None:
+        data, sizes = stacked
+        started = time.perf_counter()
+        try:
+            outputs = shadow.predictor.predict(data)
+            pieces = _split(outputs, sizes)
+        except Exception:
+            pieces = None  # one bad row must not fail the others: predict them one by one
+        if pieces is not None:
+            each = (time.perf_counter() - started) / len(good)
+            for i, piece in zip(good, pieces, strict=True):
+                out[i] = (piece, None, each)
+            return out
+    for i in good:
+        started = time.perf_counter()
+        try:
+            out[i] = (shadow.predictor.predict(parsed[i]), None, time.perf_counter() - started)
+        except Exception as exc:
+            out[i] = (None, f"{type(exc).__name__}: {exc}", time.perf_counter() - started)
+    return out
+
+
+def _stack(inputs: list[Any]) -> tuple[Any, list[int]] | None:
+    """The inputs as one frame or array, with each one's row count; None if they differ in
+    kind, columns or trailing shape."""
+    first = inputs[0]
+    sizes = [len(x) for x in inputs]
+    if hasattr(first, "columns"):
+        import pandas as pd
+
+        if any(not hasattr(x, "columns") or list(x.columns) != list(first.columns) for x in inputs):
+            return None
+        return pd.concat(inputs, ignore_index=True), sizes
+    import numpy as np
+
+    if any(
+        not isinstance(x, np.ndarray) or x.shape[1:] != first.shape[1:] or x.dtype != first.dtype
+        for x in inputs
+    ):
+        return None
+    return np.concatenate(inputs), sizes
+
+
+def _split(outputs: Any, sizes: list[int]) -> list[Any] | None:
+    """A batch's outputs cut back into each input's rows; None if they do not line up."""
+    if len(outputs) != sum(sizes):
+        return None
+    pieces, start = [], 0
+    for size in sizes:
+        pieces.append(outputs[start : start + size])
+        start += size
+    return pieces

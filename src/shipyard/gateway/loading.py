@@ -171,8 +171,9 @@ def load(served: Served, opener: Opener) -> None:
         if example is not None:
             elapsed = _timed(predictor, example)
             if isinstance(predictor, LocalPredictor):
-                # the first call pays for lazy imports and caches: time a second one
-                elapsed = _timed(predictor, example)
+                # the first call pays for lazy imports and caches; of the next few, the median
+                # (one call alone is at the mercy of whatever else the machine is doing)
+                elapsed = sorted(_timed(predictor, example) for _ in range(5))[2]
                 predictor.inline = elapsed < INLINE_BELOW_S
             served.warmup_ms = elapsed * 1000
     except Exception as exc:

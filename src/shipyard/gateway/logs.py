@@ -45,7 +45,7 @@ class LogRecord:
     role: str  # primary | canary | shadow
     latency_ms: float
     status: int  # the HTTP status the model's answer gave
-    inputs: Any  # JSON-able, as the client sent it
+    inputs: Any  # JSON-able, or the request body's bytes (stored as their text)
     outputs: Any  # JSON-able predictions, or None
     error: str | None = None
 
@@ -303,6 +303,10 @@ def _to_json(value: Any) -> str | None:
     """JSON text for a value; a value that cannot be encoded becomes a note saying why."""
     if value is None:
         return None
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        # a request body kept as the client sent it (JSON or CSV): stored as its text,
+        # which costs nothing on the hot path and says exactly what came in
+        return bytes(value).decode("utf-8", errors="replace")
     try:
         # The C encoder handles plain data fast; NaN, infinity and odd keys fall through.
         return json.dumps(value, allow_nan=False, default=_default, separators=(",", ":"))

@@ -11,6 +11,8 @@ from shipyard.errors import InvalidInput, require
 from shipyard.gateway.core import Gateway
 from shipyard.tracking.tracker import get_tracker
 
+SWITCH_INTERVAL_S = 0.001
+
 
 def bind(host: str, port: int) -> socket.socket:
     """A listening socket on ``host:port`` (port 0: any free one)."""
@@ -47,6 +49,10 @@ def serve(
 
     from shipyard.gateway.app import create_app
 
+    # Background threads (prediction logs, shadow, store sync) hold the GIL in slices; the
+    # event loop answering requests waits for a slice to end, 5 ms by default. Shorter slices
+    # keep the background's cost off the answers' tail latency.
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     tracker = get_tracker()
     sock = bind(host, port)
     address = "{}:{}".format(*sock.getsockname()[:2])
