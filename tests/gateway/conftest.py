@@ -14,6 +14,8 @@ import shipyard as sy
 pytest.importorskip("uvicorn")
 
 from gateway_helpers import (
+    CrashingModel,
+    DecimalModel,
     FlakyModel,
     Models,
     Served,
@@ -54,7 +56,14 @@ def models(tracking) -> Models:  # type: ignore[no-untyped-def]
     first = LogisticRegression(max_iter=500).fit(X, y)
     second = LogisticRegression(C=0.5, max_iter=500).fit(X, y)
     with sy.start_run(name="train") as run:
-        for model in (first, second, FlakyModel(first), ShiftedModel(first)):
+        for model in (
+            first,
+            second,
+            FlakyModel(first),
+            ShiftedModel(first),
+            DecimalModel(first),
+            CrashingModel(first),
+        ):
             run.log_model(model, "iris-clf", input_example=X[:5])
     tracking.writer.flush()
     return Models(X=X)

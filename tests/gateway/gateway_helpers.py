@@ -46,15 +46,51 @@ class ShiftedModel(sy.PythonModel):
         return np.full(len(inputs), 2)
 
 
+class DecimalModel(sy.PythonModel):
+    """Answers Python Decimals, which JSON cannot hold: every answer is a failure."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def predict(self, inputs: Any) -> Any:
+        import decimal
+
+        return [decimal.Decimal(int(v)) for v in self.inner.predict(inputs)]
+
+
+class WrongLengthModel(sy.PythonModel):
+    """Answers seven predictions whatever it is given."""
+
+    def predict(self, inputs: Any) -> Any:
+        return np.arange(7)
+
+
+class CrashingModel(sy.PythonModel):
+    """Ends its process when its first feature is 9.9 (no iris flower has that)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def predict(self, inputs: Any) -> Any:
+        import os
+
+        if (np.asarray(inputs, dtype=float)[:, 0] == 9.9).any():
+            os._exit(3)
+        return self.inner.predict(inputs)
+
+
 @dataclass
 class Models:
-    """Versions of "iris-clf": 1 and 2 good, 3 flaky, 4 shifted."""
+    """Versions of "iris-clf": 1 and 2 good, 3 flaky, 4 shifted, 5 answers Decimals, 6 ends
+    its process on a first feature of 9.9."""
 
     X: Any
     good: int = 1
     good2: int = 2
     flaky: int = 3
     shifted: int = 4
+    decimal: int = 5
+    crashing: int = 6
 
 
 def wait_for(condition: Callable[[], Any], *, timeout: float = 30.0, what: str = "it") -> Any:

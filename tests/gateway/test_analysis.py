@@ -64,7 +64,8 @@ def test_a_good_canary_passes() -> None:
     assert analysis.reason == "all limits met over 1000 requests"
     error_rate = analysis.figure("error_rate")
     assert (error_rate.candidate, error_rate.baseline) == (0.001, 0.001)
-    assert error_rate.limit == 0.01 and error_rate.passed is True
+    # the budget is the limit on top of the primary's own error rate in the same window
+    assert error_rate.limit == pytest.approx(0.011) and error_rate.passed is True
     assert analysis.figure("p99_ms").passed is True
     assert analysis.figure("p50_ms").passed is None  # no limit
     assert analysis.figure("prediction_shift").candidate < 0.05
@@ -149,7 +150,10 @@ def test_shift_is_not_judged_on_a_small_baseline() -> None:
     analysis = analyze_canary(candidate, baseline, Limits())
     assert analysis.outcome == "pass"
     assert analysis.figure("prediction_shift").passed is None
-    assert analysis.reason.endswith("; not judged for lack of data: prediction_shift")
+    assert analysis.reason.endswith(
+        "; not judged: prediction shift (the primary answered 50 requests in this window, "
+        "100 needed to compare)"
+    )
 
 
 def test_latency_over_the_limit_fails() -> None:
@@ -312,7 +316,7 @@ def test_prediction_shift_across_kinds() -> None:
     strings = totals(200, outputs=labels({"cat": 1.0}, 1))
     numbers = totals(200, outputs=scores(0.0, 1))
     ints = totals(200, outputs=lambda i: np.array([i % 3]))
-    assert prediction_shift(strings, numbers) is None
+    assert prediction_shift(strings, numbers) == 1.0  # labels against numbers: all moved
     assert prediction_shift(Totals(), numbers) is None
     assert prediction_shift(ints, ints) == 0.0
     assert prediction_shift(numbers, ints) is not None  # integer classes compare as numbers
@@ -329,3 +333,29 @@ def test_sampling_noise_over_the_shift_limit_does_not_fail_a_good_canary(seed: i
     shift = analysis.figure("prediction_shift")
     assert shift.candidate is not None and shift.candidate > 0.2
     assert shift.passed is None and analysis.outcome == "pass"
+
+
+def test_errors_every_version_makes_do_not_fail_the_canary() -> None:
+    # clients send rows no model takes 3% of the time: the primary fails them too
+    baseline = totals(2000, errors=60)
+    candidate = totals(500, errors=15)
+    analysis = analyze_canary(candidate, baseline, Limits(max_error_rate=0.01))
+    assert analysis.outcome == "pass", analysis.reason
+    worse = totals(500, errors=50)  # 10%: fails where the primary answers
+    assert analyze_canary(worse, baseline, Limits(max_error_rate=0.01)).outcome == "fail"
+
+
+def test_invalid_numeric_outputs_fail_like_errors() -> None:
+    baseline = totals(500, outputs=scores(0.0, 1))
+    broken = totals(500, outputs=lambda i: np.array([float("inf")]))
+    analysis = analyze_canary(broken, baseline, Limits())
+    figure = analysis.figure("invalid_outputs")
+    assert analysis.outcome == "fail" and figure.candidate == 1.0 and figure.passed is False
+    assert "invalid outputs" in analysis.reason
+
+
+def test_labels_instead_of_numbers_fail_on_shift() -> None:
+    baseline = totals(500, outputs=scores(0.0, 1))
+    labels_now = totals(500, outputs=labels({"a": 0.5, "b": 0.5}, 2))
+    analysis = analyze_canary(labels_now, baseline, Limits())
+    assert analysis.outcome == "fail" and analysis.figure("prediction_shift").candidate == 1.0

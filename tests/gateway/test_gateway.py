@@ -188,10 +188,12 @@ def test_a_model_that_cannot_load_never_serves(models: Models, start_gateway: St
     served = start_gateway(trust=False)
     served.gateway.wait_ready()
     response = httpx.post(f"{served.url}/endpoints/untrusted/predict", json={"records": [ROW]})
-    assert response.status_code == 503 and "loading" in response.text
+    assert response.status_code == 503 and "failed to load" in response.text
+    assert "--trust" in response.json()["message"]
     [deployment] = served.gateway.served.values()
     assert deployment.state == "failed" and "--trust" in deployment.error
-    assert httpx.get(f"{served.url}/readyz").status_code == 503
+    ready = httpx.get(f"{served.url}/readyz")
+    assert ready.status_code == 503 and "untrusted" in ready.json()["failed"]
 
 
 def test_prediction_logs_are_written_as_parquet(url: str, tracking) -> None:  # type: ignore[no-untyped-def]
@@ -204,3 +206,47 @@ def test_prediction_logs_are_written_as_parquet(url: str, tracking) -> None:  # 
     frame, _ = read_logs(tracking.store, tracking.blobs, "iris")
     assert set(frame["version"]) == {"iris-clf/1"} and set(frame["status"]) == {200}
     assert "sepal length (cm)" in frame["inputs"].iloc[0] and frame["outputs"].iloc[0] == "[0]"
+
+
+def test_answers_json_cannot_hold_are_errors(models: Models, start_gateway: StartGateway) -> None:
+    api.create_endpoint("dec", f"iris-clf/{models.decimal}")
+    served = start_gateway()
+    served.gateway.wait_ready()
+    response = httpx.post(f"{served.url}/endpoints/dec/predict", json={"records": [ROW]})
+    assert response.status_code == 500 and "JSON cannot hold" in response.json()["message"]
+    [deployment] = served.gateway.served.values()
+    assert deployment.errors == 1 and deployment.recorder.snapshot()["errors"] == 1
+
+
+def test_a_model_answering_the_wrong_number_of_rows_never_serves(
+    models: Models, start_gateway: StartGateway, tracking
+) -> None:  # type: ignore[no-untyped-def]
+    from gateway_helpers import WrongLengthModel
+
+    import shipyard as sy
+
+    with sy.start_run() as run:
+        logged = run.log_model(WrongLengthModel(), "seven", input_example=models.X[:5])
+    tracking.writer.flush()
+    assert logged.version is not None
+    api.create_endpoint("seven", logged.version.uri)
+    served = start_gateway()
+    served.gateway.wait_ready()
+    [deployment] = served.gateway.served.values()
+    assert deployment.state == "failed"
+    assert "returned 7 predictions for the example's 5 rows" in deployment.error
+
+
+def test_v2_metadata_says_what_the_model_answers(url: str) -> None:
+    meta = httpx.get(f"{url}/v2/models/iris").json()
+    assert meta["outputs"][0]["datatype"] == "INT64"  # class labels of a classifier
+    unknown = httpx.get(f"{url}/v2/repository/index")
+    assert unknown.status_code == 404 and unknown.json()["error"]
+    empty = {"inputs": [{"name": "input", "shape": [0, 4], "datatype": "FP64", "data": []}]}
+    assert httpx.post(f"{url}/v2/models/iris/infer", json=empty).status_code == 400
+    wrong = {
+        "inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP64", "data": [1, 2, 3, 4]}],
+        "outputs": [{"name": "nope"}],
+    }
+    answer = httpx.post(f"{url}/v2/models/iris/infer", json=wrong)
+    assert answer.status_code == 400 and "nope" in answer.json()["error"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 import httpx
-from gateway_helpers import ROW, Models, StartGateway
+from gateway_helpers import ROW, Models, StartGateway, wait_for
 
 from shipyard.gateway import api
 from shipyard.gateway.isolated import IsolatedPredictor, isolated_opener
@@ -48,3 +48,24 @@ def test_a_worker_that_cannot_load_fails_the_deployment(
     served.gateway.wait_ready(timeout=120)
     [deployment] = served.gateway.served.values()
     assert deployment.state == "failed" and "trust" in deployment.error
+
+
+def test_a_worker_that_dies_is_started_again(
+    models: Models, start_gateway: StartGateway, tracking, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("PYTHONPATH", os.path.dirname(__file__))
+    api.create_endpoint("crash", f"iris-clf/{models.crashing}")
+    opener = isolated_opener(tracking.uri, tracking.artifact_root, trust=True)
+    served = start_gateway(opener=opener)
+    assert served.gateway.wait_ready(timeout=120)
+    [deployment] = served.gateway.served.values()
+    first = deployment.predictor.process.pid  # type: ignore[union-attr]
+    deadly = dict(ROW, **{"sepal length (cm)": 9.9})
+    answer = httpx.post(f"{served.url}/endpoints/crash/predict", json={"records": [deadly]})
+    assert answer.status_code == 500 and "did not answer" in answer.json()["message"]
+    # out of the routes at once (not "ready" with a dead worker), then back with a new one
+    assert httpx.get(f"{served.url}/readyz").status_code == 503
+    wait_for(lambda: served.gateway.ready(), timeout=120, what="the worker to start again")
+    again = httpx.post(f"{served.url}/endpoints/crash/predict", json={"records": [ROW]})
+    assert again.status_code == 200
+    assert deployment.predictor.process.pid != first  # type: ignore[union-attr]

@@ -505,12 +505,14 @@ def test_v2_response_forms() -> None:
         assert isinstance(response["id"], str) and response["id"]  # the spec requires one
         return response["outputs"]
 
-    assert outputs([[1.5, float("nan")]], ["label"]) == [
-        {"name": "label", "shape": [1, 2], "datatype": "FP64", "data": [1.5, None]}
+    assert outputs([[1.5, float("nan")]], ["predict"]) == [
+        {"name": "predict", "shape": [1, 2], "datatype": "FP64", "data": [1.5, None]}
     ]
     assert outputs(pd.Series(["a", "b"])) == [
         {"name": "predict", "shape": [2], "datatype": "BYTES", "data": ["a", "b"]}
     ]
+    with pytest.raises(BadRequest, match=r"does not produce label \(only predict\)"):
+        outputs([1, 2], ["label"])  # a single output is always "predict", as metadata says
     frame = pd.DataFrame({"p": np.array([0.25, 0.75], "float32"), "label": [0, 1]})
     assert outputs(frame) == [
         {"name": "p", "shape": [2], "datatype": "FP32", "data": [0.25, 0.75]},

@@ -308,3 +308,41 @@ def test_a_shadow_that_raises_fails_on_its_own_errors_only(
     errors = next(f for f in analysis.data["figures"] if f["name"] == "error_rate")
     # iris rows whose first feature is 3 mod 5 in tenths: 31 of 150
     assert 0.1 < errors["candidate"] < 0.35
+
+
+def test_a_candidate_that_refuses_what_the_primary_takes(
+    served: Served, models: Models, tracking
+) -> None:  # type: ignore[no-untyped-def]
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.tree import DecisionTreeClassifier
+
+    Xc, yc = load_breast_cancer(return_X_y=True, as_frame=True)
+    with sy.start_run() as run:
+        logged = run.log_model(
+            DecisionTreeClassifier(max_depth=2).fit(Xc, yc), "iris-clf", input_example=Xc[:5]
+        )
+    tracking.writer.flush()
+    assert logged.version is not None
+    with pytest.raises(InvalidInput, match="would refuse requests iris-clf/1 takes"):
+        api.deploy("iris", logged.version.uri, **FAST)
+    rollout = api.deploy(
+        "iris", logged.version.uri, steps="20,100", allow_signature_change=True, **FAST
+    )
+    with Traffic(served.url, models.X) as traffic:
+        assert wait_for(lambda: _ended(tracking, rollout.id), what="the rollback") == "failed"
+    assert "error rate" in tracking.store.get_rollout(rollout.id).reason
+    refused = [s for v, s in traffic.answers if v == logged.version.uri.removeprefix("models:/")]
+    assert refused and set(refused) == {422}
+
+
+@pytest.mark.parametrize(
+    ("steps", "shares"),
+    [("10,50,100", (0.1, 0.5, 1.0)), ("10,50", (0.1, 0.5, 1.0)), ([25], (0.25, 1.0))],
+)
+def test_a_canary_always_ends_at_all_traffic(steps: Any, shares: tuple[float, ...]) -> None:
+    assert api.parse_steps(steps) == shares
+
+
+def test_shares_given_as_steps_are_refused() -> None:
+    with pytest.raises(InvalidInput, match="percentages"):
+        api.parse_steps([0.1, 0.5, 1.0])

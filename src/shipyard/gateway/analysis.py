@@ -148,10 +148,23 @@ def analyze_shadow(shadow: Totals, primary: Totals, limits: Limits) -> Analysis:
     return _analyze(shadow, primary, limits, shadow=True)
 
 
+def error_budget(baseline: Totals, limits: Limits) -> float | None:
+    """The error rate a candidate may reach: the limit on top of the primary's own rate over
+    the same window (when the primary had enough requests to tell). Requests that fail on any
+    version (a client sending rows no model takes) then do not fail every canary, while a
+    candidate that fails where the primary answers does."""
+    limit = limits.max_error_rate
+    if limit is None or baseline.requests < limits.min_requests or not baseline.error_rate:
+        return limit
+    return min(1.0, limit + baseline.error_rate)
+
+
 def _analyze(candidate: Totals, baseline: Totals, limits: Limits, *, shadow: bool) -> Analysis:
     n, enough = candidate.requests, candidate.requests >= limits.min_requests
+    budget = error_budget(baseline, limits)
     figures = [
-        _figure("error_rate", candidate.error_rate, baseline.error_rate, limits.max_error_rate),
+        _figure("error_rate", candidate.error_rate, baseline.error_rate, budget),
+        _invalid_figure(candidate, baseline, limits),
         _figure("p99_ms", candidate.p99_ms, baseline.p99_ms, limits.max_p99_ms),
         _figure("p50_ms", candidate.p50_ms, baseline.p50_ms, limits.max_p50_ms),
         _shift_figure(baseline, candidate, limits),
@@ -162,7 +175,7 @@ def _analyze(candidate: Totals, baseline: Totals, limits: Limits, *, shadow: boo
         )
     if not enough:
         unjudged = [replace(f, passed=None) for f in figures]
-        p_value = _early_fail_p(candidate, limits)
+        p_value = _early_fail_p(candidate, limits, budget)
         if p_value is not None and p_value < EARLY_FAIL_P:
             unjudged[0] = replace(figures[0], passed=False)
             reason = f"{_describe(figures[0], n)} (failed early: binomial test p={p_value:.1g})"
@@ -179,9 +192,13 @@ def _analyze(candidate: Totals, baseline: Totals, limits: Limits, *, shadow: boo
             reason += "; also over the limit: " + ", ".join(f.name for f in failed[1:])
         return Analysis(FAIL, tuple(figures), reason)
     reason = f"all limits met over {n} requests"
-    unjudged_names = [f.name for f in figures if f.limit is not None and f.passed is None]
-    if unjudged_names:
-        reason += "; not judged for lack of data: " + ", ".join(unjudged_names)
+    notes = [
+        _why_unjudged(f, baseline, limits)
+        for f in figures
+        if f.limit is not None and f.passed is None
+    ]
+    if notes:
+        reason += "; not judged: " + "; ".join(notes)
     return Analysis(PASS, tuple(figures), reason)
 
 
@@ -210,7 +227,11 @@ def _shift_figure(baseline: Totals, candidate: Totals, limits: Limits) -> Figure
         prediction_shift(baseline, candidate) if baseline.requests >= limits.min_requests else None
     )
     figure = _figure("prediction_shift", shift, None, limit)
-    if figure.passed is False and _same_distribution_p(baseline, candidate) >= SHIFT_TEST_P:
+    if (
+        figure.passed is False
+        and candidate.kind == baseline.kind
+        and _same_distribution_p(baseline, candidate) >= SHIFT_TEST_P
+    ):
         return replace(figure, passed=None)
     return figure
 
@@ -234,6 +255,21 @@ def _same_distribution_p(baseline: Totals, candidate: Totals) -> float:
     return float(stats.ks_2samp(expected[0], actual[0]).pvalue)
 
 
+def _why_unjudged(fig: Figure, baseline: Totals, limits: Limits) -> str:
+    if fig.name == "prediction_shift":
+        if baseline.requests < limits.min_requests:
+            return (
+                f"prediction shift (the primary answered {baseline.requests} requests in this "
+                f"window, {limits.min_requests} needed to compare)"
+            )
+        if fig.candidate is not None:
+            return (
+                f"prediction shift {fig.candidate:.3f} is over {fig.limit:g} but within "
+                "sampling noise (a test of same distribution did not reject it, p >= 0.01)"
+            )
+    return f"{fig.name} (no data)"
+
+
 def _describe(fig: Figure, n: int) -> str:
     """A failed figure in words, e.g. "error rate 20.1% > limit 1.0% over 412 requests"."""
     assert fig.candidate is not None and fig.limit is not None
@@ -242,6 +278,11 @@ def _describe(fig: Figure, n: int) -> str:
         return f"error rate {value:.1%} > limit {limit:.1%} over {n} requests"
     if fig.name in ("p99_ms", "p50_ms"):
         return f"{fig.name[:3]} latency {_ms(value)} > limit {_ms(limit)} over {n} requests"
+    if fig.name == "invalid_outputs":
+        return (
+            f"invalid outputs (NaN, inf, not numbers) {value:.1%} > limit {limit:.1%} "
+            f"over {n} requests"
+        )
     if fig.name == "agreement":
         return f"agreement with the primary {value:.2%} < minimum {limit:.2%} over {n} requests"
     return f"prediction shift {value:.3f} > limit {limit:.3f} over {n} requests"
@@ -251,23 +292,43 @@ def _ms(value: float) -> str:
     return f"{value:,.0f} ms" if value >= 100 else f"{value:.3g} ms"
 
 
-def _early_fail_p(candidate: Totals, limits: Limits) -> float | None:
-    """The p-value of "error rate <= limit" given the errors seen, when there are enough to test."""
-    limit = limits.max_error_rate
-    if limit is None or candidate.requests < min(limits.min_requests, EARLY_FAIL_MIN_REQUESTS):
+def _early_fail_p(candidate: Totals, limits: Limits, budget: float | None) -> float | None:
+    """The p-value of "error rate <= budget" given the errors seen, if enough to test."""
+    if budget is None or candidate.requests < min(limits.min_requests, EARLY_FAIL_MIN_REQUESTS):
         return None
     stats: Any = require("scipy.stats", "gateway")
-    test = stats.binomtest(candidate.errors, candidate.requests, limit, alternative="greater")
+    test = stats.binomtest(candidate.errors, candidate.requests, budget, alternative="greater")
     return float(test.pvalue)
 
 
+def _invalid_figure(candidate: Totals, baseline: Totals, limits: Limits) -> Figure:
+    """Share of numeric outputs that were NaN, infinite or not numbers, judged like errors:
+    a model answering inf for every request is as broken as one that raises."""
+    rate, base = _invalid_rate(candidate), _invalid_rate(baseline)
+    limit = limits.max_error_rate
+    if limit is not None and base and baseline.requests >= limits.min_requests:
+        limit = min(1.0, limit + base)
+    return _figure("invalid_outputs", rate, base, limit)
+
+
+def _invalid_rate(totals: Totals) -> float | None:
+    outputs = totals.numeric_n + totals.invalid
+    return totals.invalid / outputs if outputs else None
+
+
 def prediction_shift(baseline: Totals, candidate: Totals) -> float | None:
-    """Class-share divergence when both output classes, else PSI; None when not comparable."""
+    """Class-share divergence when both output classes, else PSI; the most a shift can be
+    (1.0, or inf for PSI) when one answers labels and the other numbers; None when either
+    has no outputs."""
+    if candidate.kind is None or baseline.kind is None:
+        return None
     if candidate.kind == baseline.kind == "class":
         return class_shift(baseline.class_counts, candidate.class_counts)
     expected, actual = baseline.numeric_sample(), candidate.numeric_sample()
-    if expected is None or actual is None:  # no outputs, or class labels against numbers
-        return None
+    if expected is None or actual is None:
+        if expected is None and actual is None:
+            return None
+        return 1.0 if candidate.kind != baseline.kind else None  # labels against numbers
     return psi(expected[0], actual[0], expected_weights=expected[1], actual_weights=actual[1])
 
 

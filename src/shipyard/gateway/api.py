@@ -8,15 +8,16 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from shipyard.errors import Conflict, InvalidInput, NotFound
+from shipyard.errors import Conflict, InvalidInput, NotFound, ShipyardError
 from shipyard.gateway import controller
 from shipyard.gateway.analysis import Limits
 from shipyard.gateway.controller import RolloutSpec
 from shipyard.gateway.stats import merge
+from shipyard.models.signature import Signature
 from shipyard.registry.api import check_promotion, current_tracker, resolve
 from shipyard.registry.uris import parse_model_ref
 from shipyard.store.base import Store
-from shipyard.store.entities import Endpoint, Rollout
+from shipyard.store.entities import Endpoint, ModelVersion, Rollout
 from shipyard.tracking.models import current_user
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
@@ -39,7 +40,8 @@ def parse_duration(text: str | float, what: str = "duration") -> float:
 
 
 def parse_steps(steps: str | Sequence[float]) -> tuple[float, ...]:
-    """Canary steps in percent (``10,50,100``) as shares of traffic."""
+    """Canary steps in percent (``10,50,100``) as shares of traffic. A canary always ends
+    at 100%: it is judged taking all traffic before it becomes the primary."""
     items = steps.split(",") if isinstance(steps, str) else list(steps)
     shares = []
     for item in items:
@@ -50,6 +52,17 @@ def parse_steps(steps: str | Sequence[float]) -> tuple[float, ...]:
         if not 0 < percent <= 100:
             raise InvalidInput(f"each step is a percentage in (0, 100], got {item!r}")
         shares.append(percent / 100)
+    if (
+        shares
+        and all(share <= 0.01 for share in shares)
+        and any(float(item) != int(float(item)) for item in items)
+    ):
+        raise InvalidInput(
+            f"steps are percentages (10, 50, 100), not shares; got {list(items)}: "
+            f"did you mean {[round(float(i) * 100) for i in items]}?"
+        )
+    if not shares or shares[-1] < 1.0:
+        shares.append(1.0)
     return tuple(shares)
 
 
@@ -119,8 +132,13 @@ def deploy(
     min_requests: int = 100,
     max_wait: int = 3,
     set_alias: str | None = None,
+    allow_signature_change: bool = False,
 ) -> Rollout:
-    """Start rolling ``model`` out to ``endpoint`` by canary, shadow or blue-green."""
+    """Start rolling ``model`` out to ``endpoint`` by canary, shadow or blue-green.
+
+    ``steps`` are percentages of traffic (a canary always ends at 100); a candidate whose
+    signature refuses input the primary takes is refused unless ``allow_signature_change``.
+    """
     store = _store()
     store.get_endpoint(endpoint)
     if strategy not in ROLES_OF:
@@ -142,11 +160,20 @@ def deploy(
         max_wait=max_wait,
         set_alias=set_alias,
     )
+    if not allow_signature_change:
+        _check_signature(store, endpoint, version)
     if set_alias is not None:
         if strategy == "shadow":
             raise InvalidInput("a shadow never becomes the primary, so it cannot --set-alias")
         # refused now rather than after a rollout that passed
-        check_promotion(store, version.name, version.version, set_alias)
+        try:
+            check_promotion(store, version.name, version.version, set_alias)
+        except ShipyardError as exc:
+            raise type(exc)(
+                f"cannot deploy with --set-alias {set_alias}: {exc.message.split('; run')[0]}; "
+                f"validate it first (shipyard models validate {version.name}/{version.version}), "
+                "or deploy without --set-alias and promote it afterwards"
+            ) from None
     return store.start_rollout(
         endpoint,
         model_name=version.name,
@@ -157,6 +184,25 @@ def deploy(
         weight=0.0,
         actor=current_user(),
     )
+
+
+def _check_signature(store: Store, endpoint: str, version: ModelVersion) -> None:
+    primary = store.get_endpoint(endpoint).primary
+    current = store.get_model_version(primary.model_name, primary.model_version)
+    if not current.signature:
+        return
+    if not version.signature:
+        raise InvalidInput(
+            f"{version.name}/{version.version} has no signature, so nothing says it takes what "
+            f"{primary.label} takes; pass --allow-signature-change to deploy it anyway"
+        )
+    problem = Signature.from_dict(version.signature).refuses(Signature.from_dict(current.signature))
+    if problem is not None:
+        raise InvalidInput(
+            f"{version.name}/{version.version} would refuse requests {primary.label} takes "
+            f"({problem}); clients would get errors. Pass --allow-signature-change if they "
+            "are changing too"
+        )
 
 
 def _active(store: Store, endpoint: str) -> Rollout:
@@ -254,9 +300,11 @@ def rollback(endpoint: str) -> Endpoint:
     )
 
 
-def status(endpoint: str, *, window: float = 60.0) -> dict[str, Any]:
+def status(endpoint: str, *, window: str | float = 60.0) -> dict[str, Any]:
     """Versions, weights, request rate, errors, latency and agreement over the last
-    ``window`` seconds, the rollout in progress with its latest analysis, and the gateways."""
+    ``window`` (seconds, or ``"30s"``, ``"5m"``), the rollout in progress with its latest
+    analysis, and the gateways."""
+    window = parse_duration(window, "window")
     store = _store()
     current = store.get_endpoint(endpoint)
     now = time.time()

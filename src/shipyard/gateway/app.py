@@ -40,8 +40,12 @@ def _shipyard_error(exc: ShipyardError) -> dict[str, Any]:
 
 
 def _mlflow_error(exc: ShipyardError) -> dict[str, Any]:
-    # MLflow's scoring server answers every client mistake as BAD_REQUEST
-    code = "BAD_REQUEST" if exc.http_status < 500 else "INTERNAL_ERROR"
+    # MLflow's scoring server answers client mistakes as BAD_REQUEST; its REST API's code for
+    # something that is not there is RESOURCE_DOES_NOT_EXIST
+    if exc.http_status == 404:
+        code = "RESOURCE_DOES_NOT_EXIST"
+    else:
+        code = "BAD_REQUEST" if exc.http_status < 500 else "INTERNAL_ERROR"
     return {"error_code": code, "message": exc.message}
 
 
@@ -71,6 +75,17 @@ def next_request_id() -> str:
     return f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
 
 
+def _wrong_length(outputs: Any, data: Any) -> str | None:
+    """What is wrong when a model answers a different number of rows than it was given."""
+    try:
+        rows, answers = len(data), len(outputs)
+    except TypeError:  # a scalar answer, or input without rows: nothing to compare
+        return None
+    if rows == answers:
+        return None
+    return f"returned {answers} predictions for {rows} input rows"
+
+
 def create_app(gateway: Gateway) -> Starlette:
     """The ASGI app serving ``gateway``'s endpoints (start the gateway first)."""
 
@@ -93,6 +108,11 @@ def create_app(gateway: Gateway) -> Starlette:
         if route is not None:
             return route
         if name in gateway.endpoints:
+            failure = gateway.failure(name)
+            if failure is not None:
+                raise NotReady(
+                    f"endpoint {name!r} cannot serve: its model failed to load: {failure}"
+                )
             raise NotReady(f"endpoint {name!r} is loading its model; try again shortly")
         raise NotFound(f"no endpoint named {name!r}")
 
@@ -125,18 +145,36 @@ def create_app(gateway: Gateway) -> Starlette:
             headers = {"x-request-id": request_id}
             if target is not None:
                 headers[VERSION_HEADER] = target.label
+                if isinstance(exc, p.BadInput):
+                    # refused by this version's signature: an error of this version for the
+                    # analysis, so a candidate refusing what the primary takes is rolled back
+                    target.recorder.record_rejected()
+                    target.rejected += 1
             return JSONResponse(errors(exc), exc.http_status, headers=headers)
         predictor = target.predictor
         assert predictor is not None  # routes hold only ready deployments
         started = time.perf_counter()
         error = None
         outputs: Any = None
+        payload = b""
         try:
             outputs = await predictor.apredict(data)
         except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"
+            error = f"failed: {type(exc).__name__}: {exc}"
+            if not predictor.alive():
+                gateway.lost(target, error)
         latency = time.perf_counter() - started
-        target.recorder.record(latency, error is not None, outputs)
+        if error is None:
+            error = _wrong_length(outputs, data)
+        if error is None:
+            try:
+                payload = p.encode(respond(outputs, target, request_id))
+            except ShipyardError as exc:  # the client asked for an output the model lacks
+                headers = {VERSION_HEADER: target.label, "x-request-id": request_id}
+                return JSONResponse(errors(exc), exc.http_status, headers=headers)
+            except (ValueError, TypeError, OverflowError) as exc:
+                error = f"returned what JSON cannot hold: {exc}"
+        target.recorder.record(latency, error is not None, None if error else outputs)
         target.count(latency, error is not None)
         shadowed = route.shadow is not None and version is None and error is None
         # a request copied to a shadow is always logged: the pair is what the shadow is for
@@ -162,12 +200,7 @@ def create_app(gateway: Gateway) -> Starlette:
             )
         headers = {VERSION_HEADER: target.label, "x-request-id": request_id}
         if error is not None:
-            failure = ModelError(f"the model {target.label} failed: {error}")
-            return JSONResponse(errors(failure), 500, headers=headers)
-        try:
-            payload = p.encode(respond(outputs, target, request_id))
-        except (ValueError, TypeError) as exc:
-            failure = ModelError(f"the model {target.label} returned what JSON cannot hold: {exc}")
+            failure = ModelError(f"the model {target.label} {error}")
             return JSONResponse(errors(failure), 500, headers=headers)
         return Response(payload, media_type=JSON, headers=headers)
 
@@ -221,7 +254,9 @@ def create_app(gateway: Gateway) -> Starlette:
     async def readyz(request: Request) -> Response:
         waiting = sorted(set(gateway.endpoints) - set(gateway.routes))
         if waiting:
-            return JSONResponse({"ready": False, "loading": waiting}, 503)
+            failed = {n: f for n in waiting if (f := gateway.failure(n)) is not None}
+            loading = [n for n in waiting if n not in failed]
+            return JSONResponse({"ready": False, "loading": loading, "failed": failed}, 503)
         return JSONResponse({"ready": True, "endpoints": sorted(gateway.routes)})
 
     async def endpoint_ping(request: Request) -> Response:
@@ -266,7 +301,13 @@ def create_app(gateway: Gateway) -> Starlette:
         except ShipyardError as exc:
             return JSONResponse(_v2_error(exc), exc.http_status)
         versions = sorted({str(s.deployment.model_version) for s in route.deployments})
-        body = p.v2_metadata(name, versions, served.signature, f"shipyard_{served.flavor}")
+        body = p.v2_metadata(
+            name,
+            versions,
+            served.signature,
+            f"shipyard_{served.flavor}",
+            output_datatype=served.output_datatype,
+        )
         return JSONResponse(body)
 
     async def v2_model_ready(request: Request) -> Response:
@@ -307,4 +348,15 @@ def create_app(gateway: Gateway) -> Starlette:
         HttpRoute("/v2/models/{name}/versions/{version}/ready", v2_model_ready),
         HttpRoute("/v2/models/{name}/versions/{version}/infer", v2_infer, methods=["POST"]),
     ]
-    return Starlette(routes=routes)
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        # JSON like every other answer (tritonclient cannot read Starlette's plain text);
+        # "error" for v2 clients, "error_code"/"message" for the others
+        status = getattr(exc, "status_code", 404)
+        message = f"no such URL here: {request.method} {request.url.path}"
+        if status == 405:
+            message = f"{request.method} is not allowed on {request.url.path}"
+        body = {"error_code": "NOT_FOUND" if status == 404 else "METHOD_NOT_ALLOWED"}
+        return JSONResponse({**body, "message": message, "error": message}, status)
+
+    return Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found})

@@ -307,7 +307,8 @@ def promote(
     roles[rollout.candidate_id] = ("primary", 1.0)
     done = _end(store, rollout, "succeeded", reason, roles=roles, analysis=analysis, actor=actor)
     if spec.set_alias:
-        move_alias(store, rollout, spec.set_alias, actor=actor)
+        # moved by the rollout on behalf of whoever deployed it (checked when it started)
+        move_alias(store, rollout, spec.set_alias, actor=actor or rollout.created_by)
     return done
 
 
@@ -333,7 +334,8 @@ def move_alias(store: Store, rollout: Rollout, alias: str, *, actor: str = "") -
     store.add_event(
         rollout.endpoint,
         "alias_moved",
-        f"{candidate.model_name}@{alias} -> version {candidate.model_version} (was {previous})",
+        f"{candidate.model_name}@{alias} -> version {candidate.model_version} "
+        + ("(it had no holder)" if previous is None else f"(was version {previous})"),
         {"rollout": rollout.id, "alias": alias, "previous": previous},
         actor=actor,
     )

@@ -165,6 +165,28 @@ class Gateway:
             self._rebuild_locked()
             self._release_locked(wanted)
 
+    def lost(self, served: Served, error: str) -> None:
+        """A deployment that can no longer answer (its worker process died): out of the
+        routes at once, then loaded again (a new worker) in the background."""
+        with self._lock:
+            if served.state != "ready":
+                return
+            dead, served.predictor = served.predictor, None
+            served.state, served.error = "loading", f"{error}; starting it again"
+            self._rebuild_locked()
+        print(f"shipyard gateway: {served.label} {error}; starting it again", file=sys.stderr)
+        if dead is not None:
+            dead.close()
+        self._loader.submit(self._load, served)
+
+    def failure(self, endpoint: str) -> str | None:
+        """Why an endpoint has no route here: its primary failed to load (None: loading)."""
+        found = self.endpoints.get(endpoint)
+        if found is None:
+            return None
+        served = self.served.get(found.primary.id)
+        return served.error if served is not None and served.state == "failed" else None
+
     def _load(self, served: Served) -> None:
         load(served, self.opener)
         if served.state == "failed":

@@ -65,6 +65,9 @@ class IsolatedPredictor(Predictor):
         # outlive it at shutdown, and the hop costs little next to the round trip
         return await asyncio.to_thread(self.predict, data)
 
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
     def _answer(self, response: Any) -> Any:
         if response.status_code != 200:
             raise WorkerError(response.text)

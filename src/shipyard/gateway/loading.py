@@ -12,6 +12,7 @@ never holds up other requests.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from shipyard.errors import InvalidInput, ShipyardError
 from shipyard.gateway.stats import Recorder
 from shipyard.models.files import MANIFEST, LoadedModel
 from shipyard.models.files import load_model as load_model_folder
-from shipyard.models.signature import Signature, TensorSpec
+from shipyard.models.signature import Signature
 from shipyard.store.base import Store
 from shipyard.store.entities import Deployment
 
@@ -47,6 +48,10 @@ class Predictor:
 
     def close(self) -> None:
         """Release what the predictor holds (a worker process)."""
+
+    def alive(self) -> bool:
+        """False once it can no longer answer (its worker process died)."""
+        return True
 
 
 class LocalPredictor(Predictor):
@@ -81,7 +86,9 @@ class Served:
     # since the gateway started, for /metrics (the recorder resets every second)
     requests: int = 0
     errors: int = 0
+    rejected: int = 0  # requests its signature refused (422)
     latency_total: float = 0.0
+    output_datatype: str = "FP64"  # v2 datatype of its answers, seen at the warm-up
 
     def count(self, latency_s: float, error: bool) -> None:
         self.requests += 1
@@ -169,7 +176,7 @@ def load(served: Served, opener: Opener) -> None:
         example = example_input(predictor.signature)
     try:
         if example is not None:
-            elapsed = _timed(predictor, example)
+            elapsed = _warm_up(served, predictor, example)
             if isinstance(predictor, LocalPredictor):
                 # the first call pays for lazy imports and caches; of the next few, the median
                 # (one call alone is at the mercy of whatever else the machine is doing)
@@ -187,6 +194,25 @@ def load(served: Served, opener: Opener) -> None:
     served.state = "ready"
 
 
+def _warm_up(served: Served, predictor: Predictor, example: Any) -> float:
+    """Time one prediction on the example; check it answers one prediction per row, and
+    note what type its answers are (the v2 metadata says so)."""
+    import numpy as np
+
+    from shipyard.gateway.protocols import v2_datatype
+
+    started = time.perf_counter()
+    outputs = predictor.predict(example)
+    elapsed = time.perf_counter() - started
+    if hasattr(outputs, "__len__") and len(outputs) != len(example):
+        raise InvalidInput(
+            f"it returned {len(outputs)} predictions for the example's {len(example)} rows"
+        )
+    with contextlib.suppress(ValueError, TypeError):  # ragged answers: keep the default
+        served.output_datatype = v2_datatype(np.asarray(outputs).dtype.name)
+    return elapsed
+
+
 def _timed(predictor: Predictor, example: Any) -> float:
     started = time.perf_counter()
     predictor.predict(example)
@@ -194,22 +220,5 @@ def _timed(predictor: Predictor, example: Any) -> float:
 
 
 def example_input(signature: Signature | None) -> Any:
-    """One row the signature accepts (zeros, empty text), or None without a signature."""
-    if signature is None:
-        return None
-    import numpy as np
-
-    if isinstance(signature.inputs, TensorSpec):
-        shape = tuple(1 if s is None or s < 0 else s for s in signature.inputs.shape)
-        return np.zeros(shape, dtype=signature.inputs.dtype)
-    import pandas as pd
-
-    columns: dict[str, Any] = {}
-    for column in signature.inputs:
-        if column.dtype in ("string", "object"):
-            columns[column.name] = np.array([""], dtype=object)
-        elif column.dtype == "datetime":
-            columns[column.name] = pd.to_datetime([0])
-        else:
-            columns[column.name] = np.zeros(1, dtype=column.dtype)
-    return pd.DataFrame(columns)
+    """One row the signature accepts (all of its columns), or None without a signature."""
+    return None if signature is None else signature.examples()[-1]

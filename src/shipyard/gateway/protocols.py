@@ -137,7 +137,10 @@ def v2_input(body: bytes, signature: Signature | None) -> V2Request:
     ):
         raise BadRequest("outputs must be a list of objects with a name")
     names = [o["name"] for o in outputs] if outputs else None
-    return V2Request(request_id, _v2_model_input(tensors, signature), names)
+    data = _v2_model_input(tensors, signature)
+    if len(data) == 0:  # the other protocols refuse an empty batch too
+        raise BadRequest("inputs hold no rows (a batch of size 0)")
+    return V2Request(request_id, data, names)
 
 
 def refuse_binary(header_value: str | None) -> None:
@@ -169,7 +172,10 @@ def v2_response(
     else:
         array = _column_array(predictions) if isinstance(predictions, pd.Series) else None
         array = np.asarray(predictions) if array is None else array
-        named = [(output_names[0] if output_names else "predict", array)]
+        if output_names and set(output_names) != {"predict"}:
+            asked = ", ".join(sorted(set(output_names) - {"predict"}))
+            raise BadRequest(f"the model does not produce {asked} (only predict)")
+        named = [("predict", array)]
     outputs = [
         {"name": name, "shape": list(a.shape), "datatype": _v2_datatype(a.dtype.name)}
         | {"data": _plain(a.reshape(-1))}
@@ -264,6 +270,11 @@ def _column_array(series: Any) -> Any:
     if dtype is not None and dtype.kind in "biuf" and not series.isna().any():
         return series.to_numpy(dtype=dtype)
     return series.to_numpy()
+
+
+def v2_datatype(dtype: str) -> str:
+    """The v2 datatype of a numpy dtype name (text, dates and objects travel as BYTES)."""
+    return _v2_datatype(dtype)
 
 
 def _v2_datatype(dtype: str) -> str:

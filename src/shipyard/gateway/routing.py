@@ -56,7 +56,7 @@ def build_route(
     primary_deployment = endpoint.primary
     primary = served.get(primary_deployment.id)
     if primary is None or not primary.ready:
-        if previous is None:
+        if previous is None or not previous.primary.ready:
             return None
         primary = previous.primary  # keep serving the old primary while the new one warms up
     canary = canary_weight = None

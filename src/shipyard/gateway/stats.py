@@ -232,6 +232,14 @@ class Recorder:
                     self._counts = {}
                 self._int_labels = set()
 
+    def record_rejected(self) -> None:
+        """Count a request this deployment's signature refused: an error for the analysis (a
+        candidate that refuses what the primary takes is broken for those clients), with no
+        latency, since nothing was predicted."""
+        with self._lock:
+            self._requests += 1
+            self._errors += 1
+
     def record_shadow(self, agreed: int, compared: int, abs_diff_sum: float = 0.0) -> None:
         """Count pairs of (primary, shadow) outputs on the same request, as ``agree`` returns."""
         with self._lock:

@@ -68,6 +68,44 @@ class Signature:
         except (KeyError, TypeError) as exc:
             raise InvalidInput(f"not a model signature: {dict(data)!r:.200}") from exc
 
+    def examples(self) -> list[Any]:
+        """One-row inputs it takes: its required columns alone, then all of its columns (one
+        input for a tensor): zeros, "a" for text, a date for datetimes."""
+        np: Any = require("numpy", "data")
+        pd: Any = require("pandas", "data")
+        if isinstance(self.inputs, TensorSpec):
+            shape = tuple(1 if d is None or d < 0 else d for d in self.inputs.shape)
+            try:
+                return [np.zeros(shape, dtype=self.inputs.dtype)]
+            except TypeError:
+                return [np.zeros(shape, dtype=object)]
+
+        def column(dtype: str) -> Any:
+            if dtype == STRING:
+                return pd.Series(["a"], dtype=object)
+            if dtype == DATETIME:
+                return pd.Series(pd.to_datetime(["2024-01-01"]))
+            try:
+                return pd.Series(np.zeros(1, dtype=dtype))
+            except TypeError:
+                return pd.Series([None], dtype=object)
+
+        required = [c for c in self.inputs if c.required]
+        frames = [pd.DataFrame({c.name: column(c.dtype) for c in required})]
+        if len(required) < len(self.inputs):
+            frames.append(pd.DataFrame({c.name: column(c.dtype) for c in self.inputs}))
+        return frames
+
+    def refuses(self, other: Signature) -> str | None:
+        """Why input that ``other`` takes would be refused by this signature (None: it
+        takes all of it), so callers of one can call the other unchanged."""
+        for example in other.examples():
+            try:
+                self.enforce(example)
+            except InvalidInput as exc:
+                return exc.message
+        return None
+
     def enforce(self, data: Any) -> Any:
         """``data`` shaped and typed as the signature says (a DataFrame or an ndarray)."""
         if isinstance(self.inputs, TensorSpec):

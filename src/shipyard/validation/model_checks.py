@@ -7,7 +7,6 @@ import time
 from typing import Any
 
 from shipyard.errors import InvalidInput, require
-from shipyard.models import Signature, TensorSpec
 from shipyard.validation.base import (
     FAILED,
     INCONCLUSIVE,
@@ -148,7 +147,7 @@ class SignatureCompatibleCheck(Check):
         elif base is None:
             notes.append("the baseline has no signature to compare with")
         else:
-            for example in _examples(base):
+            for example in base.examples():
                 try:
                     sig.enforce(example)
                 except InvalidInput as exc:
@@ -160,34 +159,6 @@ class SignatureCompatibleCheck(Check):
         accepted = "the data" if base is None else "the data and the baseline's inputs"
         message = f"accepts {accepted}" + (f" ({'; '.join(notes)})" if notes else "")
         return self.result(PASSED, message, **figures)
-
-
-def _examples(sig: Signature) -> list[Any]:
-    """One-row inputs matching ``sig``: its required columns, then all its columns."""
-    np: Any = require("numpy", "data")
-    pd: Any = require("pandas", "data")
-    if isinstance(sig.inputs, TensorSpec):
-        shape = tuple(1 if d is None or d < 0 else d for d in sig.inputs.shape)
-        try:
-            return [np.zeros(shape, dtype=sig.inputs.dtype)]
-        except TypeError:
-            return [np.zeros(shape, dtype=object)]
-
-    def column(dtype: str) -> Any:
-        if dtype == "string":
-            return pd.Series(["a"], dtype=object)
-        if dtype == "datetime":
-            return pd.Series(pd.to_datetime(["2024-01-01"]))
-        try:
-            return pd.Series(np.zeros(1, dtype=dtype))
-        except TypeError:
-            return pd.Series([None], dtype=object)
-
-    required = [c for c in sig.inputs if c.required]
-    frames = [pd.DataFrame({c.name: column(c.dtype) for c in required})]
-    if len(required) < len(sig.inputs):
-        frames.append(pd.DataFrame({c.name: column(c.dtype) for c in sig.inputs}))
-    return frames
 
 
 class PredictionsValidCheck(Check):

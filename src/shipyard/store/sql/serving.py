@@ -244,7 +244,21 @@ class ServingMixin:
                 raise Conflict(
                     f"{model_name}/{model_version} is already the primary of endpoint {endpoint!r}"
                 )
-            candidate = _insert_deployment(conn, row.id, model_name, model_version, role, weight)
+            standby = conn.execute(
+                sa.select(_D.c.id).where(
+                    _D.c.endpoint_id == row.id,
+                    _D.c.role == "standby",
+                    _D.c.model_name == model_name,
+                    _D.c.model_version == model_version,
+                )
+            ).first()
+            if standby is not None:  # still loaded from before: no second copy of it
+                candidate = int(standby.id)
+                _apply_roles(conn, row.id, {candidate: (role, weight)})
+            else:
+                candidate = _insert_deployment(
+                    conn, row.id, model_name, model_version, role, weight
+                )
             now = time.time()
             rollout_id = _new_id(
                 conn,
