@@ -68,20 +68,30 @@ def open_cli_store(create: bool = False) -> Iterator[Store]:
     """
     from shipyard.config import get_settings
     from shipyard.store import open_store
-    from shipyard.store.sql.engine import sqlite_path
 
-    uri = get_settings().store_uri()
-    path = sqlite_path(uri)
-    if path is not None and not create and not os.path.exists(path):
-        raise NotFound(
-            f"no Shipyard store at {path}; run in the folder that holds .shipyard/, "
-            "or point --uri / SHIPYARD_URI at the store"
-        )
-    store = open_store(uri)
+    if not create:
+        require_store()
+    store = open_store(get_settings().store_uri())
     try:
         yield store
     finally:
         store.close()
+
+
+def require_store() -> None:
+    """NotFound unless the configured store exists (a SQLite file; other backends always do).
+
+    Commands that create nothing call it before they touch the store; ``open_cli_store`` does.
+    """
+    from shipyard.config import get_settings
+    from shipyard.store.sql.engine import sqlite_path
+
+    path = sqlite_path(get_settings().store_uri())
+    if path is not None and not os.path.exists(path):
+        raise NotFound(
+            f"no Shipyard store at {path}; run in the folder that holds .shipyard/, "
+            "or point --uri / SHIPYARD_URI at the store"
+        )
 
 
 def resolve_run(store: Store, ref: str) -> Run:

@@ -1,16 +1,37 @@
 """`shipyard gateway`, `shipyard endpoints ...`, `shipyard deploy` and `shipyard rollouts ...`:
-serving models and rolling new versions out safely."""
+serving models and rolling new versions out safely. How they look is in serving_views.py."""
 
 from __future__ import annotations
 
+import contextlib
+import re
+import sys
 import time
-from typing import Annotated, Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.text import Text
 
 from shipyard.cli import render
+from shipyard.cli.runs import require_store
+from shipyard.cli.serving_views import (
+    analysis_heading,
+    analysis_table,
+    endpoints_table,
+    log_line,
+    log_record,
+    rollout_line,
+    rollouts_table,
+    status_view,
+)
 from shipyard.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.live import Live
+
+    from shipyard.store.base import Store
 
 endpoints_app = typer.Typer(
     help="Inference endpoints: create, inspect, roll back, read prediction logs.",
@@ -22,14 +43,44 @@ rollouts_app = typer.Typer(
 
 JSON_HELP = "Print JSON instead of a table."
 MODEL_HELP = "A model version: NAME/VERSION or NAME@ALIAS (models:/... works too)."
-ROLE_STYLES = {"primary": "bold green", "canary": "yellow", "shadow": "cyan", "standby": "dim"}
-STATE_STYLES = {
-    "running": "bold blue",
-    "paused": "yellow",
-    "succeeded": "green",
-    "failed": "bold red",
-    "aborted": "yellow",
-}
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+# RFC 9110 token characters: anything else is not a header a client can send
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+def _store(*, create: bool = False) -> Store:
+    """The configured store; only commands that create something may create a missing one."""
+    from shipyard.registry.api import current_tracker
+
+    if not create:
+        require_store()
+    return current_tracker().store
+
+
+def _positive(value: int, option: str) -> int:
+    if value < 1:
+        raise InvalidInput(f"{option} must be at least 1, got {value}")
+    return value
+
+
+def _check_header_name(header: str | None) -> None:
+    if header and not _HEADER_NAME.fullmatch(header):
+        raise InvalidInput(
+            f"--sticky-header {header!r} is not an HTTP header name: use letters, digits and "
+            "!#$%&'*+-.^_`|~ only"
+        )
+
+
+@contextlib.contextmanager
+def _live(console: Console, first: Any) -> Iterator[Live]:
+    from rich.live import Live
+
+    try:
+        with Live(first, console=console) as live:
+            yield live
+    finally:
+        if not console.is_terminal:
+            console.line()  # Rich ends the last frame with a newline only on a terminal
 
 
 def gateway(
@@ -45,18 +96,25 @@ def gateway(
     max_body: Annotated[
         int, typer.Option(help="Largest request body accepted, in bytes (larger: 413).")
     ] = 10 * 1024 * 1024,
-    log_level: Annotated[str, typer.Option(help="uvicorn's log level.")] = "warning",
+    log_level: Annotated[
+        str, typer.Option(help=f"uvicorn's log level: {', '.join(LOG_LEVELS)}.")
+    ] = "warning",
 ) -> None:
     """Serve every endpoint in the store; endpoint and rollout changes apply within a second."""
     from shipyard.gateway.server import serve
 
+    if max_body <= 0:
+        raise InvalidInput("--max-body must be a positive number of bytes")
+    if log_level.lower() not in LOG_LEVELS:
+        raise InvalidInput(f"--log-level must be one of {', '.join(LOG_LEVELS)}; got {log_level!r}")
+    require_store()  # a gateway on a store that is not there would serve nothing, forever
     if host not in ("127.0.0.1", "localhost", "::1"):
         render.print_notice(
             f"listening on {host}: the gateway has no authentication; put it behind one"
         )
-    if max_body <= 0:
-        raise InvalidInput("--max-body must be a positive number of bytes")
-    serve(host, port, trust=trust, isolated=isolated, max_body=max_body, log_level=log_level)
+    serve(
+        host, port, trust=trust, isolated=isolated, max_body=max_body, log_level=log_level.lower()
+    )
 
 
 # -- endpoints -----------------------------------------------------------------------------
@@ -78,6 +136,7 @@ def create(
     """Create an endpoint serving a model version (an alias is resolved now)."""
     from shipyard.gateway import api
 
+    _check_header_name(sticky_header)
     endpoint = api.create_endpoint(
         name, model, description=description, sticky_header=sticky_header, log_sample=log_sample
     )
@@ -96,6 +155,8 @@ def update(
     """Change an endpoint's description, sticky header or log sampling."""
     from shipyard.gateway import api
 
+    _check_header_name(sticky_header)
+    require_store()
     endpoint = api.update_endpoint(
         name, description=description, sticky_header=sticky_header, log_sample=log_sample
     )
@@ -107,9 +168,7 @@ def list_endpoints(
     as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """List endpoints with their deployments and any rollout in progress."""
-    from shipyard.registry.api import current_tracker
-
-    store = current_tracker().store
+    store = _store()
     endpoints = store.list_endpoints()
     active = {r.endpoint: r for r in store.list_rollouts(active_only=True)}
     if as_json:
@@ -120,22 +179,8 @@ def list_endpoints(
             ]
         )
         return
-    t = render.table("endpoint", "primary", "others", "rollout", "updated")
-    for e in endpoints:
-        others = ", ".join(
-            f"{d.label} {d.role}" + (f" {d.weight:.0%}" if d.weight else "")
-            for d in e.deployments
-            if d.role != "primary"
-        )
-        rollout = active.get(e.name)
-        t.add_row(
-            e.name,
-            e.primary.label,
-            others or "-",
-            f"{rollout.id} {rollout.strategy} {rollout.state}" if rollout else "-",
-            render.format_time(e.updated_at),
-        )
-    render.out().print(t if endpoints else Text("no endpoints", style="dim"))
+    shown = endpoints_table(endpoints, active) if endpoints else Text("no endpoints", style="dim")
+    render.out().print(shown)
 
 
 @endpoints_app.command("status")
@@ -149,15 +194,15 @@ def status(
     from shipyard.gateway import api
 
     seconds = api.parse_duration(window, "window")
+    require_store()
     if as_json:
         render.print_json(api.status(name, window=seconds))
         return
+    console = render.out()
     if not watch:
-        render.out().print(status_view(api.status(name, window=seconds)))
+        console.print(status_view(api.status(name, window=seconds)))
         return
-    from rich.live import Live
-
-    with Live(status_view(api.status(name, window=seconds)), console=render.out()) as live:
+    with _live(console, status_view(api.status(name, window=seconds))) as live:
         try:
             while True:
                 time.sleep(1)
@@ -166,68 +211,12 @@ def status(
             pass
 
 
-def status_view(data: dict[str, Any]) -> Any:
-    from rich.console import Group
-
-    t = render.table(
-        "version", "role", "weight", "req/s", "errors", "p50 ms", "p99 ms", "agree", "gateways"
-    )
-    for d in data["deployments"]:
-        f = d["figures"]
-        rate = f.get("error_rate")
-        agreement = f.get("agreement")
-        t.add_row(
-            d["model"],
-            Text(d["role"], style=ROLE_STYLES.get(d["role"], "")),
-            f"{d['weight']:.0%}",
-            f"{f['requests_per_s']:.1f}",
-            "-" if rate is None else f"{f['errors']} ({rate:.1%})",
-            render.format_number(f.get("p50_ms")),
-            render.format_number(f.get("p99_ms")),
-            "-" if agreement is None else f"{agreement:.1%}",
-            ", ".join(f"{s}" for s in d["gateways"].values()) or "no gateway",
-        )
-    parts: list[Any] = [
-        Text(f"endpoint {data['endpoint']['name']} (last {data['window_s']:g}s)", style="bold"),
-        t,
-    ]
-    rollout = data.get("rollout")
-    if rollout:
-        parts.append(rollout_line(rollout))
-        analyses = data.get("analyses") or []
-        if analyses:
-            last = analyses[-1]
-            parts.append(
-                Text(
-                    f"  last analysis (step {last['step'] + 1}): {last['outcome']}: "
-                    f"{last['data'].get('reason', '')}"
-                )
-            )
-    if not data["gateways"]:
-        parts.append(Text("no gateway is running on this store (shipyard gateway)", style="yellow"))
-    return Group(*parts)
-
-
-def rollout_line(rollout: dict[str, Any]) -> Text:
-    spec = rollout["spec"]
-    text = Text(f"rollout {rollout['id']} ({rollout['strategy']}): ")
-    text.append(rollout["state"], style=STATE_STYLES.get(rollout["state"], ""))
-    if rollout["strategy"] == "canary":
-        steps = spec["steps"]
-        text.append(
-            f", step {rollout['step'] + 1}/{len(steps)} at {steps[rollout['step']]:.0%}"
-            + ("" if rollout["step_started_at"] else " (waiting for the candidate to load)")
-        )
-    if rollout.get("reason"):
-        text.append(f" — {rollout['reason']}")
-    return text
-
-
 @endpoints_app.command("rollback")
 def rollback(name: Annotated[str, typer.Argument(help="The endpoint.")]) -> None:
     """Make the previous primary the primary again (it stays warm after a rollout)."""
     from shipyard.gateway import api
 
+    require_store()
     endpoint = api.rollback(name)
     render.out().print(f"endpoint {name} serves {endpoint.primary.label} again")
 
@@ -238,12 +227,15 @@ def delete(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
 ) -> None:
     """Delete an endpoint (its events and prediction logs stay)."""
-    from shipyard.registry.api import current_tracker
     from shipyard.tracking.models import current_user
 
+    store = _store()
+    store.get_endpoint(name)  # a mistyped name is NotFound before any prompt
     if not yes:
+        if not sys.stdin.isatty():  # no one to answer: the prompt would only fail
+            raise InvalidInput("pass --yes to delete without a prompt")
         typer.confirm(f"delete endpoint {name}?", abort=True)
-    current_tracker().store.delete_endpoint(name, actor=current_user())
+    store.delete_endpoint(name, actor=current_user())
     render.out().print(f"endpoint {name} deleted")
 
 
@@ -254,9 +246,10 @@ def events(
     as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """What happened to an endpoint: creations, rollout steps, rollbacks, alias moves."""
-    from shipyard.registry.api import current_tracker
-
-    found = current_tracker().store.list_events(name, limit=limit)
+    store = _store()
+    found = store.list_events(name, limit=_positive(limit, "--limit"))
+    if not found:
+        store.get_endpoint(name)  # a mistyped name is NotFound; a deleted one keeps its events
     if as_json:
         render.print_json([e.to_dict() for e in found])
         return
@@ -277,17 +270,22 @@ def logs(
     from shipyard.gateway.logs import follow_logs, read_logs
     from shipyard.registry.api import current_tracker
 
-    tracker = current_tracker()
-    if not tracker.store.list_prediction_logs(name, limit=1):
-        tracker.store.get_endpoint(name)  # a mistyped name is NotFound, not "no rows"
     if last < 0:
         raise InvalidInput("--last must be 0 or more")
+    store = _store()
+    blobs = current_tracker().blobs
+    if not store.list_prediction_logs(name, limit=1):
+        store.get_endpoint(name)  # a mistyped name is NotFound, not "no rows"
+        if not as_json:
+            render.out().print(Text("no prediction logs yet", style="dim"))
+        if not tail:
+            return
     if not tail:
-        frame, _ = read_logs(tracker.store, tracker.blobs, name, last=last)
+        frame, _ = read_logs(store, blobs, name, last=last)
         _print_logs(frame, as_json)
         return
     try:
-        for frame in follow_logs(tracker.store, tracker.blobs, name, last=last):
+        for frame in follow_logs(store, blobs, name, last=last):
             _print_logs(frame, as_json)
     except KeyboardInterrupt:
         pass
@@ -297,18 +295,12 @@ def _print_logs(frame: Any, as_json: bool) -> None:
     import json
 
     console = render.out()
-    for row in frame.itertuples(index=False):
+    for row in frame.to_dict("records"):
         if as_json:
-            record = {k: (str(v) if k == "time" else v) for k, v in row._asdict().items()}
-            console.print(json.dumps(record, default=str), markup=False, soft_wrap=True)
-            continue
-        status = Text(str(row.status), style="green" if row.status == 200 else "bold red")
-        line = Text(f"{row.time:%Y-%m-%d %H:%M:%S.%f}"[:-3] + f" {row.request_id[:12]} ")
-        line.append(f"{row.version} ({row.role}) ").append(status)
-        line.append(f" {row.latency_ms:.2f} ms  in={row.inputs} out={row.outputs}")
-        if isinstance(row.error, str) and row.error:
-            line.append(f"  {row.error}", style="red")
-        console.print(line, soft_wrap=True)
+            record = json.dumps(log_record(row), allow_nan=False, default=str)
+            console.print(record, markup=False, soft_wrap=True)
+        else:
+            console.print(log_line(row), soft_wrap=True)
 
 
 # -- deploy and rollouts -------------------------------------------------------------------
@@ -344,8 +336,15 @@ def deploy(
     set_alias: Annotated[
         str | None, typer.Option(help="Move this registry alias to the version when promoted.")
     ] = None,
+    allow_signature_change: Annotated[
+        bool,
+        typer.Option(help="Deploy a version whose signature refuses requests the primary takes."),
+    ] = False,
     wait: Annotated[
-        bool, typer.Option(help="Follow the rollout until it ends (exit 1 if it fails).")
+        bool,
+        typer.Option(
+            help="Follow the rollout until it ends or pauses (exit 1 unless it succeeded)."
+        ),
     ] = False,
 ) -> None:
     """Roll a model version out to an endpoint by canary, shadow or blue-green."""
@@ -366,12 +365,11 @@ def deploy(
         min_requests=min_requests,
         max_wait=max_wait,
         set_alias=set_alias,
+        allow_signature_change=allow_signature_change,
     )
     console = render.out()
     console.print(rollout_line(rollout.to_dict()))
-    from shipyard.registry.api import current_tracker
-
-    if not current_tracker().store.list_gateways(seen_since=time.time() - 10):
+    if not _store(create=True).list_gateways(seen_since=time.time() - 10):
         render.print_notice(
             "no gateway is running on this store: start one with `shipyard gateway`"
         )
@@ -382,20 +380,20 @@ def deploy(
 
 
 def _follow(endpoint: str, rollout_id: int) -> None:
-    from rich.live import Live
-
+    """A live status until the rollout ends or pauses (a paused one waits for a person, so a
+    CI job would hang); exit 1 unless it succeeded."""
     from shipyard.gateway import api
-    from shipyard.registry.api import current_tracker
 
-    store = current_tracker().store
-    with Live(status_view(api.status(endpoint)), console=render.out()) as live:
+    store = _store(create=True)
+    console = render.out()
+    with _live(console, status_view(api.status(endpoint))) as live:
         while True:
             time.sleep(1)
-            live.update(status_view(api.status(endpoint)))
             rollout = store.get_rollout(rollout_id)
-            if rollout.state not in ("running", "paused"):
+            live.update(status_view(api.status(endpoint)))
+            if rollout.state != "running":
                 break
-    render.out().print(rollout_line(rollout.to_dict()))
+    console.print(rollout_line(rollout.to_dict()))
     if rollout.state != "succeeded":
         raise typer.Exit(1)
 
@@ -404,6 +402,7 @@ def _rollout_command(action: str, doc: str) -> None:
     def command(endpoint: Annotated[str, typer.Argument(help="The endpoint.")]) -> None:
         from shipyard.gateway import api
 
+        require_store()
         rollout = getattr(api, action)(endpoint)
         render.out().print(rollout_line(rollout.to_dict()))
 
@@ -424,26 +423,18 @@ def list_rollouts(
     as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """Rollouts, newest first."""
-    from shipyard.registry.api import current_tracker
-
-    store = current_tracker().store
-    found = store.list_rollouts(endpoint, limit=limit)
+    store = _store()
+    found = store.list_rollouts(endpoint, limit=_positive(limit, "--limit"))
+    if not found and endpoint is not None:
+        store.get_endpoint(endpoint)  # a mistyped name is NotFound, not "no rollouts"
     if as_json:
         render.print_json([r.to_dict() for r in found])
         return
-    t = render.table("id", "endpoint", "candidate", "strategy", "state", "started", "reason")
-    for r in found:
-        candidate = store.get_deployment(r.candidate_id).label
-        t.add_row(
-            str(r.id),
-            r.endpoint,
-            candidate,
-            r.strategy,
-            Text(r.state, style=STATE_STYLES.get(r.state, "")),
-            render.format_time(r.created_at),
-            r.reason,
-        )
-    render.out().print(t if found else Text("no rollouts", style="dim"))
+    if not found:
+        render.out().print(Text("no rollouts", style="dim"))
+        return
+    candidates = {r.candidate_id: store.get_deployment(r.candidate_id).label for r in found}
+    render.out().print(rollouts_table(found, candidates))
 
 
 @rollouts_app.command("show")
@@ -452,9 +443,7 @@ def show_rollout(
     as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """A rollout with every analysis it made: each figure beside its limit."""
-    from shipyard.registry.api import current_tracker
-
-    store = current_tracker().store
+    store = _store()
     rollout = store.get_rollout(rollout_id)
     analyses = store.list_analyses(rollout_id)
     if as_json:
@@ -463,22 +452,5 @@ def show_rollout(
     console = render.out()
     console.print(rollout_line(rollout.to_dict()))
     for a in analyses:
-        t = render.table("figure", "candidate", "baseline", "limit", "ok")
-        for f in a.data.get("figures", []):
-            ok = {True: Text("yes", style="green"), False: Text("no", style="bold red")}.get(
-                f.get("passed"), Text("not judged", style="dim")
-            )
-            t.add_row(
-                f["name"],
-                render.format_number(f.get("candidate")),
-                render.format_number(f.get("baseline")),
-                render.format_number(f.get("limit")),
-                ok,
-            )
-        console.print(
-            Text(
-                f"step {a.step + 1} at {render.iso_time(a.time)}: {a.outcome} — "
-                f"{a.data.get('reason', '')}"
-            )
-        )
-        console.print(t)
+        console.print(analysis_heading(a))
+        console.print(analysis_table(a))
