@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import pickle
@@ -57,6 +58,10 @@ class IsolatedPredictor(Predictor):
         try:
             response = self._client.post(self.url, content=pickle.dumps(data, protocol=5))
         except httpx.HTTPError as exc:
+            # a worker that died closes its socket a moment before it can be reaped: give it
+            # that moment, so that alive() tells the truth to whoever handles this error
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=1.0)
             raise WorkerError(f"the model's worker process did not answer: {exc}") from None
         return self._answer(response)
 
