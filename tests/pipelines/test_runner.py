@@ -236,3 +236,19 @@ def test_a_changed_environment_is_a_miss_unless_opted_out(tracking, monkeypatch)
     result = env_pipeline.run()
     assert result.steps["load"].status == "finished" and CALLS == ["load"]
     assert result.steps["steady"].status == "cached"
+
+
+def test_small_outputs_are_one_blob_described_by_a_tag(tracking) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    result = stats.run(n=10)
+    total_run = tracking.store.get_run(result.steps["total"].run_id)
+    [described] = json.loads(total_run.tags["shipyard.outputs"])
+    assert described["meta"]["materializer"] == "json"
+    paths = [a.path for a in tracking.store.list_artifacts(total_run.id)]
+    assert "shipyard/outputs.json" not in paths and "outputs/0/value.json" in paths
+    # a frame still goes through its materializer's folder, and the reruns read both back
+    load_run = tracking.store.get_run(result.steps["load"].run_id)
+    assert json.loads(load_run.tags["shipyard.outputs"])[0]["meta"]["materializer"] == "dataframe"
+    again = stats.run(n=10)
+    assert again.value == result.value and CALLS.count("total") == 1

@@ -264,13 +264,15 @@ class _PickleMaterializer(Materializer):
 
 
 _PICKLE = _PickleMaterializer()
+_JSON = _JSONMaterializer()
+_BYTES = _BytesMaterializer()
 _BUILTINS: list[Materializer] = [
     _DataFrameMaterializer(),
     _SeriesMaterializer(),
     _NumpyMaterializer(),
     _SklearnMaterializer(),
-    _JSONMaterializer(),
-    _BytesMaterializer(),
+    _JSON,
+    _BYTES,
     _PICKLE,
 ]
 _REGISTERED: dict[type, Materializer] = {}
@@ -339,6 +341,32 @@ def materializer_for(value: Any) -> Materializer:
         if builtin.handles(value):
             return builtin
     raise AssertionError("the pickle materializer takes every value")  # pragma: no cover
+
+
+def encode_small(value: Any) -> tuple[str, bytes, dict[str, Any]] | None:
+    """(file name, bytes, meta) of a JSON-able or bytes value, made in memory: the same file
+    and meta ``save_output`` would write, without a folder. None for any other value (or one
+    a registered materializer claims)."""
+    materializer = materializer_for(value)
+    if materializer is _JSON:
+        data = json.dumps(_to_json(value), allow_nan=False).encode("utf-8")
+        extra: dict[str, Any] = {}
+    elif materializer is _BYTES:
+        data, extra = bytes(value), {"bytearray": type(value) is bytearray}
+    else:
+        return None
+    meta = {**extra, "materializer": materializer.name, "type": _qualname(type(value))}
+    return materializer.FILE, data, meta
+
+
+def decode_small(data: bytes, meta: dict[str, Any]) -> Any:
+    """A value ``encode_small`` made, from its one file's bytes."""
+    if meta.get("materializer") == _JSON.name:
+        return json.loads(data.decode("utf-8"), object_hook=_decode_marked)
+    return bytearray(data) if meta.get("bytearray") else data
+
+
+SMALL = ("json", "bytes")  # materializers whose one file decode_small reads
 
 
 def save_output(value: Any, folder: Path) -> dict[str, Any]:

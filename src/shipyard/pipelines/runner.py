@@ -318,8 +318,13 @@ class _Runner:
 
 def _store(blobs: Any, value: Any) -> Output:
     from shipyard.artifacts.folders import upload_folder
-    from shipyard.pipelines.materializers import save_output
+    from shipyard.pipelines.materializers import encode_small, save_output
 
+    small = encode_small(value)
+    if small is not None:  # one file made in memory: no folder to create, write and remove
+        name, data, meta = small
+        digest, size = blobs.put_bytes(data)
+        return Output([ArtifactEntry(name, digest, size)], meta)
     with tempfile.TemporaryDirectory(prefix="shipyard-output-") as tmp:
         meta = save_output(value, Path(tmp))
         files = upload_folder(blobs, Path(tmp))
@@ -345,9 +350,15 @@ class _Lazy:
     def load(self) -> Any:
         if not self._loaded:
             from shipyard.artifacts.folders import materialize
-            from shipyard.pipelines.materializers import load_output
+            from shipyard.pipelines.materializers import SMALL, decode_small, load_output
 
             files = self.output.files
+            if self.output.meta.get("materializer") in SMALL and len(files) == 1:
+                # one small file: read straight from its blob, no cache folder
+                data = self.tracker.blobs.read_bytes(files[0].digest)
+                self._value = decode_small(data, self.output.meta)
+                self._loaded = True
+                return self._value
             folder = materialize(
                 self.tracker.blobs,
                 files,
@@ -369,10 +380,19 @@ def _handles(value: Any) -> list[Handle]:
 OUTPUTS_FILE = "shipyard/outputs.json"
 
 
+OUTPUTS_TAG = "shipyard.outputs"
+MAX_OUTPUTS_TAG = 4000  # characters; a longer description goes to OUTPUTS_FILE
+
+
 def record_outputs(run: Any, outputs: list[Output]) -> None:
-    """The outputs' files as the run's artifacts, and how to read them (for resume)."""
+    """The outputs' files as the run's artifacts, and how to read them (for resume): in a
+    tag when short (written with the run, no file), else in ``OUTPUTS_FILE``."""
     run._record(_as_artifacts(outputs))
-    run.log_text(json.dumps([o.to_dict() for o in outputs]), OUTPUTS_FILE)
+    text = json.dumps([o.to_dict() for o in outputs])
+    if len(text) <= MAX_OUTPUTS_TAG:
+        run.set_tags({OUTPUTS_TAG: text})
+    else:
+        run.log_text(text, OUTPUTS_FILE)
 
 
 def stored_params(run_id: str) -> dict[str, Any]:
@@ -408,10 +428,13 @@ def finished_steps(run_id: str) -> dict[str, dict[str, Any]]:
     for child in children:
         if child.status != "finished":
             continue
-        entries = {a.path: a for a in store.list_artifacts(child.id, prefix=OUTPUTS_FILE)}
-        if OUTPUTS_FILE not in entries:
-            continue
-        outputs = json.loads(tracker.blobs.read_bytes(entries[OUTPUTS_FILE].digest))
+        if OUTPUTS_TAG in child.tags:
+            outputs = json.loads(child.tags[OUTPUTS_TAG])
+        else:
+            entries = {a.path: a for a in store.list_artifacts(child.id, prefix=OUTPUTS_FILE)}
+            if OUTPUTS_FILE not in entries:
+                continue
+            outputs = json.loads(tracker.blobs.read_bytes(entries[OUTPUTS_FILE].digest))
         source = child.tags.get("shipyard.cached_from") or child.id
         done[child.name] = {"run_id": source, "outputs": outputs}
     return done

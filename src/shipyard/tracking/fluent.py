@@ -75,6 +75,7 @@ def start_run(
     """
     tracker = get_tracker()
     stack = _active.get()
+    inherited = None
     if stack and parent_id is None:
         if not nested:
             raise InvalidInput(
@@ -82,10 +83,14 @@ def start_run(
                 "or end it first"
             )
         parent_id = stack[-1].id
+        if experiment is None:
+            # a child run belongs to its parent's experiment, which is known to be active:
+            # no read of the store (a pipeline starts one child run per step)
+            inherited = stack[-1].experiment_id
     if run_id is not None:
         handle = _resume(tracker, run_id)
     else:
-        handle = _new_run(tracker, name, experiment, parent_id, None)
+        handle = _new_run(tracker, name, experiment, parent_id, None, inherited)
     tracker.open_runs[handle.id] = handle
     _active.set((*stack, handle))
     _process_runs.append(handle)
@@ -106,12 +111,14 @@ def _new_run(
     experiment: int | str | None,
     parent_id: str | None,
     run_id: str | None,
+    experiment_id: int | None = None,
 ) -> ActiveRun:
     from shipyard.tracking.capture import capture_system
 
-    exp = _current_experiment(tracker, experiment)
+    if experiment_id is None:
+        experiment_id = _current_experiment(tracker, experiment).id
     record = Run.new(
-        exp.id, name, parent_id=parent_id, user=capture_system()["user"], run_id=run_id
+        experiment_id, name, parent_id=parent_id, user=capture_system()["user"], run_id=run_id
     )
     tracker.writer.add_run(record)
     handle = ActiveRun(tracker, record)
