@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 
 import httpx
 from gateway_helpers import ROW, Models, StartGateway, wait_for
@@ -25,6 +26,10 @@ def test_versions_run_in_their_own_processes(
     assert all(isinstance(p, IsolatedPredictor) for p in predictors)
     pids = {p.process.pid for p in predictors}  # type: ignore[union-attr]
     assert len(pids) == 2 and os.getpid() not in pids
+    # a worker unpickles what it is sent: only the gateway that started it, with its
+    # secret, may call it
+    stranger = httpx.post(predictors[0].url, content=pickle.dumps([ROW]))  # type: ignore[union-attr]
+    assert stranger.status_code == 403
 
     answer = httpx.post(f"{served.url}/endpoints/iris/predict", json={"records": [ROW]})
     assert answer.status_code == 200 and answer.json() == {"predictions": [0]}

@@ -99,3 +99,26 @@ def test_folder_must_be_new_and_hold_a_model(tmp_path) -> None:  # type: ignore[
     (tmp_path / "bad" / "shipyard-model.json").write_text("{not json")
     with pytest.raises(InvalidInput, match="cannot read"):
         load_model(tmp_path / "bad")
+
+
+def test_the_input_example_comes_back_in_the_signature_dtypes(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import pandas as pd
+
+    from shipyard.models.files import read_example
+
+    frame = pd.DataFrame(
+        {
+            "f": np.array([0.1, 0.2], dtype="float32"),
+            "i": np.array([1, 2], dtype="int32"),
+            "t": pd.to_datetime(["2026-01-01", "2026-01-02"]),
+            "s": ["a", "b"],
+        }
+    )
+    save_model(Doubler(), tmp_path / "m", input_example=frame)
+    example = read_example(tmp_path / "m")
+    assert example is not None, "the example should pass its own signature"
+    assert [str(t) for t in example.dtypes[:2]] == ["float32", "int32"]
+    assert example["t"].dtype.kind == "M" and list(example["s"]) == ["a", "b"]
+    tensor = np.ones((2, 3), dtype="float32")
+    save_model(Doubler(), tmp_path / "t", input_example=tensor)
+    assert read_example(tmp_path / "t").dtype == np.float32

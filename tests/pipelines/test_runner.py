@@ -252,3 +252,51 @@ def test_small_outputs_are_one_blob_described_by_a_tag(tracking) -> None:  # typ
     assert json.loads(load_run.tags["shipyard.outputs"])[0]["meta"]["materializer"] == "dataframe"
     again = stats.run(n=10)
     assert again.value == result.value and CALLS.count("total") == 1
+
+
+def test_a_long_outputs_description_goes_to_a_file_that_resume_reads(  # type: ignore[no-untyped-def]
+    tracking, tmp_path, monkeypatch
+) -> None:
+    from shipyard.pipelines import runner
+
+    monkeypatch.setattr(runner, "MAX_OUTPUTS_TAG", 10)
+    flag = tmp_path / "broken"
+    flag.write_text("1")
+
+    @sy.step(cache=False)
+    def fragile(a: float) -> float:
+        if flag.exists():
+            raise RuntimeError("transient")
+        return a
+
+    @sy.pipeline
+    def chain(n: int = 4):  # type: ignore[no-untyped-def]
+        left, _ = split(load(n))
+        return fragile(mean(left))
+
+    first = chain.run(n=6)
+    assert first.status == "failed"
+    split_run = first.steps["split"].run_id
+    assert runner.OUTPUTS_TAG not in tracking.store.get_run(split_run).tags
+    assert runner.OUTPUTS_FILE in [a.path for a in tracking.store.list_artifacts(split_run)]
+    flag.unlink()
+    CALLS.clear()
+    resumed = chain.resume(first.run_id)
+    assert resumed.status == "finished" and resumed.value == 1.0 and CALLS == []
+
+
+def test_a_json_value_json_cannot_write_is_pickled_with_a_warning(tracking) -> None:  # type: ignore[no-untyped-def]
+    from shipyard.pipelines.materializers import PickleWarning
+
+    @sy.step
+    def huge() -> int:
+        return 10**5000  # over Python's limit for int-to-text conversion
+
+    @sy.pipeline
+    def one():  # type: ignore[no-untyped-def]
+        return huge()
+
+    with pytest.warns(PickleWarning, match="could not be stored as json"):
+        result = one.run()
+    assert result.status == "finished" and result.value == 10**5000
+    assert one.run().steps["huge"].status == "cached"

@@ -119,6 +119,7 @@ def test_promotion_remembers_the_previous_primary(served: Store) -> None:
         expect_step=0,
         state="succeeded",
         roles={rollout.candidate_id: ("primary", 1.0), rollout.baseline_id: ("retired", 0.0)},
+        promote=True,
     )
     endpoint = served.get_endpoint("iris")
     assert endpoint.primary.label == "iris-clf/2"
@@ -126,6 +127,56 @@ def test_promotion_remembers_the_previous_primary(served: Store) -> None:
     assert [d.role for d in served.list_deployments("iris")] == ["primary", "retired"]
     assert served.get_rollout(rollout.id).ended_at is not None
     assert served.active_rollout("iris") is None
+
+
+def test_a_standby_brought_back_remembers_what_it_replaced(served: Store) -> None:
+    first = _canary(served)
+    served.update_rollout(
+        first.id,
+        expect_state="running",
+        expect_step=0,
+        state="succeeded",
+        roles={first.candidate_id: ("primary", 1.0), first.baseline_id: ("standby", 0.0)},
+        promote=True,
+    )
+    # version 1 deployed again reuses its standby deployment (an older id): promoted, it
+    # remembers version 2, so a rollback goes to version 2, not to what preceded version 1
+    second = _canary(served, version=1)
+    assert second.candidate_id == first.baseline_id
+    served.update_rollout(
+        second.id,
+        expect_state="running",
+        expect_step=0,
+        state="succeeded",
+        roles={second.candidate_id: ("primary", 1.0), second.baseline_id: ("standby", 0.0)},
+        promote=True,
+    )
+    assert served.get_endpoint("iris").primary.previous_id == first.candidate_id
+    # going back without ``promote`` (a rollback) keeps the restored one's own history
+    served.set_roles(
+        "iris", {first.candidate_id: ("primary", 1.0), first.baseline_id: ("retired", 0.0)}
+    )
+    assert served.get_endpoint("iris").primary.previous_id == first.baseline_id
+
+
+def test_update_rollout_expect_unstarted(served: Store) -> None:
+    rollout = _canary(served)
+    served.update_rollout(rollout.id, expect_state="running", expect_step=0, step_started_at=5.0)
+    with pytest.raises(Conflict, match="changed meanwhile"):
+        served.update_rollout(
+            rollout.id, expect_state="running", expect_step=0, expect_unstarted=True, step=1
+        )
+    assert served.get_rollout(rollout.id).step == 0
+
+
+def test_roles_cannot_change_under_a_rollout(served: Store) -> None:
+    primary = served.get_endpoint("iris").primary
+    rollout = _canary(served)
+    with pytest.raises(Conflict, match=f"rollout {rollout.id} in progress.*rollouts abort iris"):
+        served.set_roles(
+            "iris", {primary.id: ("primary", 1.0), rollout.candidate_id: ("retired", 0.0)}
+        )
+    assert served.get_deployment(rollout.candidate_id).role == "canary"
 
 
 def test_roles_keep_exactly_one_primary(served: Store) -> None:

@@ -379,6 +379,9 @@ def deploy(
     _follow(endpoint, rollout.id)
 
 
+NO_GATEWAY_S = 30
+
+
 def _follow(endpoint: str, rollout_id: int) -> None:
     """A live status until the rollout ends or pauses (a paused one waits for a person, so a
     CI job would hang); exit 1 unless it succeeded."""
@@ -386,6 +389,8 @@ def _follow(endpoint: str, rollout_id: int) -> None:
 
     store = _store(create=True)
     console = render.out()
+    last_gateway = time.monotonic()
+    alone = False
     with _live(console, status_view(api.status(endpoint))) as live:
         while True:
             time.sleep(1)
@@ -393,7 +398,19 @@ def _follow(endpoint: str, rollout_id: int) -> None:
             live.update(status_view(api.status(endpoint)))
             if rollout.state != "running":
                 break
+            if store.list_gateways(seen_since=time.time() - 10):
+                last_gateway = time.monotonic()
+            elif time.monotonic() - last_gateway > NO_GATEWAY_S:
+                alone = True  # gateways move rollouts: with none, this one would never end
+                break
     console.print(rollout_line(rollout.to_dict()))
+    if alone:
+        render.print_error(
+            f"no gateway has run on this store for {NO_GATEWAY_S}s, so the rollout cannot "
+            "move; start one (shipyard gateway) and follow it with shipyard endpoints status "
+            f"{endpoint} --watch"
+        )
+        raise typer.Exit(1)
     if rollout.state != "succeeded":
         raise typer.Exit(1)
 

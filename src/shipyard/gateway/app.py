@@ -77,9 +77,11 @@ def next_request_id() -> str:
 
 def _wrong_length(outputs: Any, data: Any) -> str | None:
     """What is wrong when a model answers a different number of rows than it was given."""
+    if isinstance(outputs, (dict, str, bytes)) or not hasattr(outputs, "__len__"):
+        return None  # one answer for the whole request (a dict of named outputs): no rows
     try:
         rows, answers = len(data), len(outputs)
-    except TypeError:  # a scalar answer, or input without rows: nothing to compare
+    except TypeError:  # a 0-d array, or input without rows: nothing to compare
         return None
     if rows == answers:
         return None
@@ -117,7 +119,10 @@ def create_app(gateway: Gateway) -> Starlette:
         raise NotFound(f"no endpoint named {name!r}")
 
     def pinned(route: Route, version: str) -> Served:
-        for served in route.deployments:
+        # the versions that answer clients; a shadow's figures must stay its own copies
+        for served in (route.primary, route.canary):
+            if served is None:
+                continue
             if str(served.deployment.model_version) == version:
                 return served
         raise NotFound(f"endpoint {route.endpoint!r} serves no version {version!r} right now")

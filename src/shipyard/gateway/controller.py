@@ -38,6 +38,9 @@ LIVE_S = 10.0  # a gateway not seen for this long is not waited for
 # holds no request routed by the previous step's weights (with traffic whose mix drifts, those
 # would make a good canary look shifted against the primary).
 SETTLE_S = 2.0
+# A candidate not loaded and warm (on one gateway; blue-green: on every live one) this long
+# after its rollout started fails it, so a rollout never waits forever.
+LOAD_TIMEOUT_S = 600.0
 # A step is judged on at most its last quarter hour of figures (like each measurement of an
 # Argo analysis, a query over a recent window): a day-long step would otherwise re-read a
 # day of figures every second. Bursts earlier in the step were judged when they happened.
@@ -136,6 +139,15 @@ def _begin(store: Store, rollout: Rollout, spec: RolloutSpec, now: float) -> Non
         return
     ready = [g for g, s in states.items() if s["state"] == "ready"]
     everywhere = bool(states) and len(ready) == len(states)
+    enough = everywhere if rollout.strategy == "blue-green" else bool(ready)
+    if not enough and now - rollout.created_at > LOAD_TIMEOUT_S:
+        waiting = [g for g, s in states.items() if s["state"] != "ready"] or ["no live gateway"]
+        reason = (
+            f"the candidate was not ready within {LOAD_TIMEOUT_S / 60:g} minutes "
+            f"(waiting on: {', '.join(waiting)})"
+        )
+        _end(store, rollout, "failed", reason, roles={rollout.candidate_id: ("retired", 0.0)})
+        return
     if rollout.strategy == "blue-green":
         if everywhere:
             _switch(store, rollout, now)
@@ -151,6 +163,7 @@ def _begin(store: Store, rollout: Rollout, spec: RolloutSpec, now: float) -> Non
         rollout.id,
         expect_state="running",
         expect_step=rollout.step,
+        expect_unstarted=True,  # two gateways must not both start it
         step_started_at=now,
         roles=roles,
         event=("rollout_step", message, {"rollout": rollout.id, "step": 0}),
@@ -164,6 +177,8 @@ def _switch(store: Store, rollout: Rollout, now: float) -> None:
         expect_step=0,
         step=1,
         step_started_at=now,
+        expect_unstarted=True,
+        promote=True,
         roles={rollout.candidate_id: ("primary", 1.0), rollout.baseline_id: ("standby", 0.0)},
         event=(
             "switched",
@@ -304,8 +319,18 @@ def promote(
     endpoint = store.get_endpoint(rollout.endpoint)
     roles = {d.id: ("retired", 0.0) for d in endpoint.with_role("standby")}
     roles[rollout.baseline_id] = ("standby", 0.0)
+    roles[endpoint.primary.id] = ("standby", 0.0)  # whatever is primary now steps aside
     roles[rollout.candidate_id] = ("primary", 1.0)
-    done = _end(store, rollout, "succeeded", reason, roles=roles, analysis=analysis, actor=actor)
+    done = _end(
+        store,
+        rollout,
+        "succeeded",
+        reason,
+        roles=roles,
+        analysis=analysis,
+        actor=actor,
+        promote=rollout.strategy != "blue-green",  # blue-green recorded it at the switch
+    )
     if spec.set_alias:
         # moved by the rollout on behalf of whoever deployed it (checked when it started)
         move_alias(store, rollout, spec.set_alias, actor=actor or rollout.created_by)
@@ -350,6 +375,7 @@ def _end(
     roles: Mapping[int, tuple[str, float]],
     analysis: Analysis | None = None,
     actor: str = "",
+    promote: bool = False,
 ) -> Rollout:
     kinds = {
         "succeeded": "rollout_succeeded",
@@ -371,6 +397,7 @@ def _end(
             {"rollout": rollout.id},
         ),
         actor=actor,
+        promote=promote,
     )
 
 

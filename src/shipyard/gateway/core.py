@@ -11,6 +11,7 @@ and a restarted one picks up where the last one was.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import socket
@@ -72,7 +73,8 @@ class Gateway:
         self.store = store
         self.blobs = blobs
         self.address = address
-        self.id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        # host names can be long (cloud FQDNs, pod names): the id must fit its 64-char column
+        self.id = f"{socket.gethostname()[:40]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.started_at = time.time()
         self.opener = opener or local_opener(store, blobs, trust=trust)
         self.poll_interval = poll_interval
@@ -104,7 +106,8 @@ class Gateway:
 
     def stop(self) -> None:
         self._stop.set()
-        self.shadow_jobs.put(None)
+        with contextlib.suppress(queue.Full):
+            self.shadow_jobs.put_nowait(None)  # the worker also sees _stop within a linger
         for thread in self._threads:
             thread.join(timeout=10)
         self._loader.shutdown(wait=False, cancel_futures=True)
@@ -123,7 +126,9 @@ class Gateway:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.ready() or all(
-                s.state != "loading" for s in self.served.values() if s.deployment.role == "primary"
+                s.state != "loading"
+                for s in list(self.served.values())
+                if s.deployment.role == "primary"
             ):
                 return self.ready()
             time.sleep(0.02)
@@ -163,14 +168,17 @@ class Gateway:
                 else:
                     served.deployment = deployment
             self._rebuild_locked()
-            self._release_locked(wanted)
+            released = self._release_locked(wanted)
+        for served in released:
+            if served.predictor is not None:
+                served.predictor.close()
 
     def lost(self, served: Served, error: str) -> None:
         """A deployment that can no longer answer (its worker process died): out of the
         routes at once, then loaded again (a new worker) in the background."""
         with self._lock:
-            if served.state != "ready":
-                return
+            if served.state != "ready" or self.served.get(served.id) is not served:
+                return  # already being replaced, or released: nobody needs a new worker
             dead, served.predictor = served.predictor, None
             served.state, served.error = "loading", f"{error}; starting it again"
             self._rebuild_locked()
@@ -189,6 +197,12 @@ class Gateway:
 
     def _load(self, served: Served) -> None:
         load(served, self.opener)
+        with self._lock:
+            orphan = self.served.get(served.id) is not served
+        if orphan:  # released while it loaded (its rollout ended meanwhile): let it go
+            if served.predictor is not None:
+                served.predictor.close()
+            return
         if served.state == "failed":
             print(
                 f"shipyard gateway: {served.label} on {served.deployment.endpoint} failed to "
@@ -210,12 +224,13 @@ class Gateway:
                 routes[name] = route
         self.routes = routes  # swapped whole: a request sees the old routes or the new ones
 
-    def _release_locked(self, wanted: dict[int, Any]) -> None:
+    def _release_locked(self, wanted: dict[int, Any]) -> list[Served]:
+        """Drop what no endpoint wants any more; the caller closes them outside the lock
+        (stopping a worker process takes seconds, and requests wait on this lock)."""
         in_use = {s.id for r in self.routes.values() for s in r.deployments}
-        for deployment_id in [d for d in self.served if d not in wanted and d not in in_use]:
-            served = self.served.pop(deployment_id)
-            if served.predictor is not None:
-                served.predictor.close()
+        return [
+            self.served.pop(d) for d in list(self.served) if d not in wanted and d not in in_use
+        ]
 
     # -- once a second -------------------------------------------------------------------
 
@@ -259,8 +274,11 @@ class Gateway:
             self.shadow_dropped += 1
 
     def _shadow_worker(self) -> None:
-        while True:
-            job = self.shadow_jobs.get()
+        while not self._stop.is_set():
+            try:
+                job = self.shadow_jobs.get(timeout=0.5)
+            except queue.Empty:
+                continue
             if job is None:
                 return
             batch = [job]
@@ -274,10 +292,17 @@ class Gateway:
                 except queue.Empty:
                     break
                 if more is None:
-                    self._shadow_batch(batch)
+                    self._shadow_safely(batch)
                     return
                 batch.append(more)
+            self._shadow_safely(batch)
+
+    def _shadow_safely(self, batch: list[ShadowJob]) -> None:
+        try:
             self._shadow_batch(batch)
+        except Exception as exc:  # the shadow must go on: one bad batch is dropped, counted
+            self.shadow_dropped += len(batch)
+            print(f"shipyard gateway: shadow batch dropped: {exc!r}", file=sys.stderr)
 
     def _shadow_batch(self, jobs: list[ShadowJob]) -> None:
         by_shadow: dict[int, list[ShadowJob]] = {}
@@ -287,7 +312,8 @@ class Gateway:
                 by_shadow.setdefault(shadow.id, []).append(job)
         for group in by_shadow.values():
             shadow = group[0].route.shadow
-            assert shadow is not None and shadow.predictor is not None
+            if shadow is None or shadow.predictor is None:  # lost meanwhile (a dead worker)
+                continue
             results = _predict_each(shadow, group)
             for job, (outputs, error, latency) in zip(group, results, strict=True):
                 shadow.recorder.record(latency, error is not None, outputs)
@@ -317,7 +343,8 @@ Outcome = tuple[Any, "str | None", float]  # outputs, error, seconds
 def _predict_each(shadow: Served, jobs: list[ShadowJob]) -> list[Outcome]:
     """Each job's answer from the shadow: one predict call on all of their rows when their
     inputs stack, else one call per job. A batch's time is shared out per row."""
-    assert shadow.predictor is not None
+    predictor = shadow.predictor
+    assert predictor is not None  # checked by the caller just before
     parsed: list[Any] = []
     failed: dict[int, str] = {}
     for i, job in enumerate(jobs):
@@ -336,7 +363,7 @@ def _predict_each(shadow: Served, jobs: list[ShadowJob]) -> list[Outcome]:
         data, sizes = stacked
         started = time.perf_counter()
         try:
-            outputs = shadow.predictor.predict(data)
+            outputs = predictor.predict(data)
             pieces = _split(outputs, sizes)
         except Exception:
             pieces = None  # one bad row must not fail the others: predict them one by one
@@ -348,7 +375,7 @@ def _predict_each(shadow: Served, jobs: list[ShadowJob]) -> list[Outcome]:
     for i in good:
         started = time.perf_counter()
         try:
-            out[i] = (shadow.predictor.predict(parsed[i]), None, time.perf_counter() - started)
+            out[i] = (predictor.predict(parsed[i]), None, time.perf_counter() - started)
         except Exception as exc:
             out[i] = (None, f"{type(exc).__name__}: {exc}", time.perf_counter() - started)
     return out

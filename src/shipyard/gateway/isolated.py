@@ -15,9 +15,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hmac
 import json
 import os
 import pickle
+import secrets
 import subprocess
 import sys
 import threading
@@ -31,6 +33,9 @@ from shipyard.models.signature import Signature
 from shipyard.store.entities import Deployment
 
 START_TIMEOUT_S = 120.0
+PREDICT_TIMEOUT_S = 60.0  # a worker silent for this long on one request is replaced
+TOKEN_ENV = "SHIPYARD_WORKER_TOKEN"
+TOKEN_HEADER = "x-shipyard-worker-token"
 
 
 class WorkerError(ShipyardError):
@@ -38,10 +43,13 @@ class WorkerError(ShipyardError):
 
 
 class IsolatedPredictor(Predictor):
-    def __init__(self, process: subprocess.Popen[bytes], port: int, info: dict[str, Any]) -> None:
+    def __init__(
+        self, process: subprocess.Popen[bytes], port: int, info: dict[str, Any], token: str
+    ) -> None:
         import httpx
 
         self.process = process
+        self._headers = {TOKEN_HEADER: token}
         self.url = f"http://127.0.0.1:{port}/predict"
         sig = info.get("signature")
         self.signature = Signature.from_dict(sig) if sig else None
@@ -49,14 +57,24 @@ class IsolatedPredictor(Predictor):
         self.drain: threading.Thread | None = None
         self.flavor = str(info.get("flavor", ""))
         self._client = httpx.Client(
-            timeout=None, limits=httpx.Limits(max_connections=64, max_keepalive_connections=64)
+            timeout=httpx.Timeout(PREDICT_TIMEOUT_S, connect=10.0),
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
         )
 
     def predict(self, data: Any) -> Any:
         import httpx
 
         try:
-            response = self._client.post(self.url, content=pickle.dumps(data, protocol=5))
+            response = self._client.post(
+                self.url, content=pickle.dumps(data, protocol=5), headers=self._headers
+            )
+        except httpx.TimeoutException:
+            # a worker that does not answer in time is treated as lost: it is replaced
+            self.process.kill()
+            self.process.wait(timeout=10)
+            raise WorkerError(
+                f"the model's worker process did not answer within {PREDICT_TIMEOUT_S:g}s"
+            ) from None
         except httpx.HTTPError as exc:
             # a worker that died closes its socket a moment before it can be reaped: give it
             # that moment, so that alive() tells the truth to whoever handles this error
@@ -111,10 +129,16 @@ def isolated_opener(uri: str, artifacts: str, *, trust: bool = False) -> Opener:
         ]
         if trust:
             command.append("--trust")
+        # only this gateway may call the worker: its port is open to every local user, and
+        # what it receives is unpickled
+        token = secrets.token_hex(16)
         process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ)
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={**os.environ, TOKEN_ENV: token},
         )
-        line = _first_line(process, START_TIMEOUT_S)
+        line = _ready_line(process, START_TIMEOUT_S)
         if not line.startswith("ready "):
             process.kill()
             _, err = process.communicate(timeout=10)
@@ -124,7 +148,7 @@ def isolated_opener(uri: str, artifacts: str, *, trust: bool = False) -> Opener:
             tail = err.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
             raise WorkerError(f"the worker process for {deployment.label} failed: {tail[0]}")
         _, port, info = line.split(" ", 2)
-        predictor = IsolatedPredictor(process, int(port), json.loads(info))
+        predictor = IsolatedPredictor(process, int(port), json.loads(info), token)
         predictor.drain = threading.Thread(target=_drain, args=(process,), daemon=True)
         predictor.drain.start()
         return predictor
@@ -132,15 +156,23 @@ def isolated_opener(uri: str, artifacts: str, *, trust: bool = False) -> Opener:
     return open_isolated
 
 
-def _first_line(process: subprocess.Popen[bytes], timeout: float) -> str:
-    found: list[bytes] = []
-    reader = threading.Thread(
-        target=lambda: found.append(process.stdout.readline() if process.stdout else b""),
-        daemon=True,
-    )
+def _ready_line(process: subprocess.Popen[bytes], timeout: float) -> str:
+    """The worker's ``ready PORT INFO`` line; what a model printed before it is passed on."""
+    found: list[str] = []
+
+    def read() -> None:
+        assert process.stdout is not None
+        for raw in process.stdout:
+            line = raw.decode(errors="replace")
+            if line.startswith("ready "):
+                found.append(line.strip())
+                return
+            sys.stderr.write(f"[worker {process.pid}] {line}")
+
+    reader = threading.Thread(target=read, daemon=True)
     reader.start()
     reader.join(timeout)
-    return found[0].decode().strip() if found else ""
+    return found[0] if found else ""
 
 
 def _drain(process: subprocess.Popen[bytes]) -> None:
@@ -186,7 +218,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parent = os.getppid()
     threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
 
+    token = os.environ.get(TOKEN_ENV, "")
+
     async def predict(request: Request) -> Response:
+        if not token or not hmac.compare_digest(request.headers.get(TOKEN_HEADER, ""), token):
+            return Response("not the gateway that started this worker", status_code=403)
         data = pickle.loads(await request.body())  # sent by the gateway that started us
         try:
             outputs = predictor.predict(data)
@@ -203,6 +239,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         "started": time.time(),
     }
     print(f"ready {sock.getsockname()[1]} {json.dumps(info)}", flush=True)
+    # from here on nobody reads stdout: what the model prints goes to stderr, which the
+    # gateway drains, so a chatty model never blocks on a full pipe
+    os.dup2(2, 1)
     app = Starlette(routes=[Route("/predict", predict, methods=["POST"])])
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
     uvicorn.Server(config).run(sockets=[sock])

@@ -167,7 +167,7 @@ def load(served: Served, opener: Opener) -> None:
     except ShipyardError as exc:
         served.state, served.error = "failed", exc.message
         return
-    except Exception as exc:  # a model's own code failed: report it, keep serving the rest
+    except BaseException as exc:  # a model's own code failed (even sys.exit): keep serving
         served.state, served.error = "failed", f"{type(exc).__name__}: {exc}"
         return
     example = predictor.example
@@ -183,7 +183,7 @@ def load(served: Served, opener: Opener) -> None:
                 elapsed = sorted(_timed(predictor, example) for _ in range(5))[2]
                 predictor.inline = elapsed < INLINE_BELOW_S
             served.warmup_ms = elapsed * 1000
-    except Exception as exc:
+    except BaseException as exc:
         message = f"warm-up prediction failed: {type(exc).__name__}: {exc}"
         if strict:
             predictor.close()
@@ -204,7 +204,11 @@ def _warm_up(served: Served, predictor: Predictor, example: Any) -> float:
     started = time.perf_counter()
     outputs = predictor.predict(example)
     elapsed = time.perf_counter() - started
-    if hasattr(outputs, "__len__") and len(outputs) != len(example):
+    if (
+        not isinstance(outputs, (dict, str, bytes))
+        and hasattr(outputs, "__len__")
+        and len(outputs) != len(example)
+    ):
         raise InvalidInput(
             f"it returned {len(outputs)} predictions for the example's {len(example)} rows"
         )

@@ -130,11 +130,13 @@ class LoadedModel:
 
 def _write_example(path: Path, example: Any) -> None:
     """The first rows of the example, as JSON that ``read_example`` turns back into input the
-    signature takes. Values JSON cannot hold (dates, odd objects) are left out, not fatal."""
+    signature takes (dates as ISO text). An example JSON cannot hold is left out, not fatal."""
     try:
         if hasattr(example, "iloc"):
             rows = example.iloc[:EXAMPLE_ROWS]
-            data = {"columns": json.loads(rows.to_json(orient="split", index=False))}
+            data = {
+                "columns": json.loads(rows.to_json(orient="split", index=False, date_format="iso"))
+            }
         else:
             data = {"tensor": example[:EXAMPLE_ROWS].tolist()}
         path.write_text(json.dumps(data, allow_nan=False))
@@ -153,14 +155,26 @@ def read_example(path: str | Path) -> Any:
     if info.signature is None:
         return None
     try:
+        # JSON keeps numbers, not their width: the values were written from input the
+        # signature took, so they are put back into its dtypes before it checks them
+        inputs = info.signature.inputs
         if "tensor" in data:
             import numpy as np
 
-            return info.signature.enforce(np.asarray(data["tensor"]))
+            dtype = getattr(inputs, "dtype", None)
+            return info.signature.enforce(np.asarray(data["tensor"], dtype=dtype))
         import pandas as pd
 
         split = data["columns"]
-        return info.signature.enforce(pd.DataFrame(split["data"], columns=split["columns"]))
+        frame = pd.DataFrame(split["data"], columns=split["columns"])
+        for column in inputs if isinstance(inputs, tuple) else ():
+            if column.name not in frame:
+                continue
+            if column.dtype == "datetime":
+                frame[column.name] = pd.to_datetime(frame[column.name])
+            elif column.dtype not in ("string", "object"):
+                frame[column.name] = frame[column.name].astype(column.dtype)
+        return info.signature.enforce(frame)
     except (InvalidInput, KeyError, TypeError, ValueError):
         return None
 

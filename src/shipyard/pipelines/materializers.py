@@ -349,7 +349,10 @@ def encode_small(value: Any) -> tuple[str, bytes, dict[str, Any]] | None:
     a registered materializer claims)."""
     materializer = materializer_for(value)
     if materializer is _JSON:
-        data = json.dumps(_to_json(value), allow_nan=False).encode("utf-8")
+        try:
+            data = json.dumps(_to_json(value), allow_nan=False).encode("utf-8")
+        except (ValueError, TypeError, RecursionError):
+            return None  # save_output's path falls back to cloudpickle, with its warning
         extra: dict[str, Any] = {}
     elif materializer is _BYTES:
         data, extra = bytes(value), {"bytearray": type(value) is bytearray}

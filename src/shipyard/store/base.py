@@ -294,6 +294,8 @@ class Store(Protocol):
         analysis: tuple[str, Mapping[str, Any]] | None = None,
         event: EventIn | None = None,
         actor: str = "",
+        expect_unstarted: bool = False,
+        promote: bool = False,
     ) -> Rollout:
         """Compare-and-set on (state, step); Conflict when someone moved it first."""
         ...

@@ -183,11 +183,22 @@ class ServingMixin:
         actor: str = "",
     ) -> Endpoint:
         """Change roles and weights outside a rollout (a rollback, say), compare-and-set on
-        the current primary when ``expect_primary`` is given."""
+        the current primary when ``expect_primary`` is given; Conflict while a rollout of
+        the endpoint is running or paused (it would promote over the change)."""
         v.check_endpoint_name(endpoint)
 
         def change(conn: sa.Connection) -> None:
             row = _endpoint_row(conn, endpoint, lock=True)
+            active = conn.execute(
+                sa.select(_R.c.id).where(
+                    _R.c.endpoint_id == row.id, _R.c.state.in_(ACTIVE_ROLLOUT_STATES)
+                )
+            ).first()
+            if active is not None:
+                raise Conflict(
+                    f"endpoint {endpoint!r} has rollout {active.id} in progress; abort it "
+                    f"instead (shipyard rollouts abort {endpoint})"
+                )
             if expect_primary is not None:
                 primary = _primary_id(conn, row.id)
                 if primary != expect_primary:
@@ -333,10 +344,14 @@ class ServingMixin:
         analysis: tuple[str, Mapping[str, Any]] | None = None,
         event: EventIn | None = None,
         actor: str = "",
+        expect_unstarted: bool = False,
+        promote: bool = False,
     ) -> Rollout:
         """Move a rollout on, in one transaction with its role and weight changes, its
         analysis and its event; Conflict if it is no longer in ``expect_state`` at
-        ``expect_step`` (someone else moved it first)."""
+        ``expect_step`` (or, with ``expect_unstarted``, its step has started): someone else
+        moved it first. ``promote``: a deployment made primary records the one it
+        replaced, which is where a rollback goes."""
         if state is not None and state not in ROLLOUT_STATES:
             raise InvalidInput(f"unknown rollout state {state!r}")
 
@@ -358,11 +373,10 @@ class ServingMixin:
                 values["step_started_at"] = step_started_at
             if reason is not None:
                 values["reason"] = reason
-            done = conn.execute(
-                _R.update()
-                .where(_R.c.id == rollout_id, _R.c.state == expect_state, _R.c.step == expect_step)
-                .values(**values)
-            )
+            where = [_R.c.id == rollout_id, _R.c.state == expect_state, _R.c.step == expect_step]
+            if expect_unstarted:
+                where.append(_R.c.step_started_at.is_(None))
+            done = conn.execute(_R.update().where(*where).values(**values))
             if done.rowcount != 1:
                 current = conn.execute(
                     sa.select(_R.c.state, _R.c.step).where(_R.c.id == rollout_id)
@@ -372,7 +386,7 @@ class ServingMixin:
                     f"{expect_state} at step {expect_step + 1}: it changed meanwhile"
                 )
             if roles:
-                _apply_roles(conn, row.endpoint_id, roles)
+                _apply_roles(conn, row.endpoint_id, roles, remember=promote)
             if analysis is not None:
                 conn.execute(
                     t.rollout_analyses.insert().values(
@@ -631,17 +645,19 @@ def _primary_id(conn: sa.Connection, endpoint_id: int) -> int:
     )
 
 
-def _apply_roles(conn: sa.Connection, endpoint_id: int, roles: Roles) -> None:
-    """Set roles and weights; a deployment made primary remembers the one it replaced.
+def _apply_roles(
+    conn: sa.Connection, endpoint_id: int, roles: Roles, *, remember: bool = False
+) -> None:
+    """Set roles and weights. With ``remember``, a deployment made primary records the one
+    it replaced (a rollout promoting its candidate); going back (a rollback, a rollout
+    switching back) keeps the restored one's own history, so rollbacks walk backwards.
     Exactly one primary must remain."""
     old_primary = _primary_id(conn, endpoint_id)
     now = time.time()
     for deployment_id, (role, weight) in roles.items():
         _check_role(role, weight)
         values: dict[str, Any] = {"role": role, "weight": weight, "updated_at": now}
-        if role == "primary" and deployment_id > old_primary:
-            # a newer deployment replacing the primary remembers it; going back to an older
-            # one (a rollback) keeps that one's own history, so rollbacks walk backwards
+        if remember and role == "primary" and deployment_id != old_primary:
             values["previous_id"] = old_primary
         done = conn.execute(
             _D.update()
