@@ -129,6 +129,30 @@ def test_promotion_remembers_the_previous_primary(served: Store) -> None:
     assert served.active_rollout("iris") is None
 
 
+@pytest.mark.parametrize("alias", ["production", "latest"])
+def test_promotion_moves_the_alias_in_the_same_transaction(served: Store, alias: str) -> None:
+    rollout = _canary(served)
+    served.update_rollout(
+        rollout.id,
+        expect_state="running",
+        expect_step=0,
+        state="succeeded",
+        roles={rollout.candidate_id: ("primary", 1.0), rollout.baseline_id: ("standby", 0.0)},
+        promote=True,
+        set_alias=alias,
+    )
+    assert served.get_rollout(rollout.id).state == "succeeded"
+    last = served.list_events("iris")[-1]
+    if alias == "latest":  # not an alias anyone sets: the promotion stands, the move does not
+        assert last.kind == "alias_not_moved" and "latest" in last.message
+        assert "latest" not in served.get_registered_model("iris-clf").aliases
+        return
+    assert last.kind == "alias_moved" and last.actor == "ann"
+    assert served.get_registered_model("iris-clf").aliases["production"] == 2
+    [audit] = served.list_audit("iris-clf", limit=1)
+    assert audit.action == "rollout_promote" and audit.details["rollout"] == rollout.id
+
+
 def test_a_standby_brought_back_remembers_what_it_replaced(served: Store) -> None:
     first = _canary(served)
     served.update_rollout(

@@ -321,7 +321,9 @@ def promote(
     roles[rollout.baseline_id] = ("standby", 0.0)
     roles[endpoint.primary.id] = ("standby", 0.0)  # whatever is primary now steps aside
     roles[rollout.candidate_id] = ("primary", 1.0)
-    done = _end(
+    # the alias moves in the same transaction, on behalf of whoever deployed it (their
+    # right to move it was checked when the rollout started)
+    return _end(
         store,
         rollout,
         "succeeded",
@@ -330,39 +332,7 @@ def promote(
         analysis=analysis,
         actor=actor,
         promote=rollout.strategy != "blue-green",  # blue-green recorded it at the switch
-    )
-    if spec.set_alias:
-        # moved by the rollout on behalf of whoever deployed it (checked when it started)
-        move_alias(store, rollout, spec.set_alias, actor=actor or rollout.created_by)
-    return done
-
-
-def move_alias(store: Store, rollout: Rollout, alias: str, *, actor: str = "") -> None:
-    candidate = store.get_deployment(rollout.candidate_id)
-    try:
-        previous = store.set_alias(
-            candidate.model_name,
-            alias,
-            candidate.model_version,
-            actor=actor,
-            action="rollout_promote",
-            details={"endpoint": rollout.endpoint, "rollout": rollout.id},
-        )
-    except ShipyardError as exc:
-        store.add_event(
-            rollout.endpoint,
-            "alias_not_moved",
-            f"could not move {candidate.model_name}@{alias}: {exc.message}",
-            {"rollout": rollout.id},
-        )
-        return
-    store.add_event(
-        rollout.endpoint,
-        "alias_moved",
-        f"{candidate.model_name}@{alias} -> version {candidate.model_version} "
-        + ("(it had no holder)" if previous is None else f"(was version {previous})"),
-        {"rollout": rollout.id, "alias": alias, "previous": previous},
-        actor=actor,
+        set_alias=spec.set_alias or None,
     )
 
 
@@ -376,6 +346,7 @@ def _end(
     analysis: Analysis | None = None,
     actor: str = "",
     promote: bool = False,
+    set_alias: str | None = None,
 ) -> Rollout:
     kinds = {
         "succeeded": "rollout_succeeded",
@@ -398,6 +369,7 @@ def _end(
         ),
         actor=actor,
         promote=promote,
+        set_alias=set_alias,
     )
 
 

@@ -296,6 +296,7 @@ class Store(Protocol):
         actor: str = "",
         expect_unstarted: bool = False,
         promote: bool = False,
+        set_alias: str | None = None,
     ) -> Rollout:
         """Compare-and-set on (state, step); Conflict when someone moved it first."""
         ...

@@ -303,56 +303,18 @@ class RegistryMixin:
         """
         v.check_alias(alias, settable=True)
         number = v.check_version(version)
-
-        def move(conn: sa.Connection) -> int | None:
-            model = _model_row(conn, name, lock=True)
-            target = _version_id(conn, model, name, number)
-            current = _alias_holder(conn, model.id, alias)
-            _check_expected(name, alias, current, expected)
-            now = time.time()
-            if current is None:
-                try:
-                    with conn.begin_nested():
-                        conn.execute(
-                            _ALIASES.insert().values(
-                                model_id=model.id,
-                                alias=alias,
-                                version_id=target,
-                                updated_at=now,
-                                updated_by=actor,
-                            )
-                        )
-                except sa.exc.IntegrityError:
-                    raise Conflict(
-                        f"alias {alias!r} of {name!r} was set by someone else meanwhile; "
-                        "look again and retry"
-                    ) from None
-            else:
-                moved = conn.execute(
-                    _ALIASES.update()
-                    .where(
-                        _ALIASES.c.model_id == model.id,
-                        _ALIASES.c.alias == alias,
-                        _ALIASES.c.version_id == current[0],
-                    )
-                    .values(version_id=target, updated_at=now, updated_by=actor)
-                ).rowcount
-                if moved != 1:
-                    raise Conflict(
-                        f"alias {alias!r} of {name!r} moved meanwhile; look again and retry"
-                    )
-            previous = None if current is None else current[1]
-            _audit(
+        return self._write(
+            lambda conn: move_alias(
                 conn,
-                actor,
                 name,
-                action,
+                alias,
                 number,
-                {"alias": alias, "from": previous, "to": number, **dict(details or {})},
+                expected=expected,
+                actor=actor,
+                action=action,
+                details=details,
             )
-            return previous
-
-        return self._write(move)
+        )
 
     def delete_alias(
         self,
@@ -627,6 +589,65 @@ def _put_tags(
     conn.execute(
         table.insert(), [{owner: owner_id, "key": k, "value": val} for k, val in tags.items()]
     )
+
+
+def move_alias(
+    conn: sa.Connection,
+    name: str,
+    alias: str,
+    number: int,
+    *,
+    expected: Expected = ...,
+    actor: str = "",
+    action: str = "set_alias",
+    details: Mapping[str, Any] | None = None,
+) -> int | None:
+    """Point ``alias`` of model ``name`` at version ``number`` inside the caller's
+    transaction, with its audit entry; the version it held before (see ``set_alias``)."""
+    model = _model_row(conn, name, lock=True)
+    target = _version_id(conn, model, name, number)
+    current = _alias_holder(conn, model.id, alias)
+    _check_expected(name, alias, current, expected)
+    now = time.time()
+    if current is None:
+        try:
+            with conn.begin_nested():
+                conn.execute(
+                    _ALIASES.insert().values(
+                        model_id=model.id,
+                        alias=alias,
+                        version_id=target,
+                        updated_at=now,
+                        updated_by=actor,
+                    )
+                )
+        except sa.exc.IntegrityError:
+            raise Conflict(
+                f"alias {alias!r} of {name!r} was set by someone else meanwhile; "
+                "look again and retry"
+            ) from None
+    else:
+        moved = conn.execute(
+            _ALIASES.update()
+            .where(
+                _ALIASES.c.model_id == model.id,
+                _ALIASES.c.alias == alias,
+                _ALIASES.c.version_id == current[0],
+            )
+            .values(version_id=target, updated_at=now, updated_by=actor)
+        ).rowcount
+        if moved != 1:
+            raise Conflict(f"alias {alias!r} of {name!r} moved meanwhile; look again and retry")
+    previous = None if current is None else current[1]
+    _audit(
+        conn,
+        actor,
+        name,
+        action,
+        number,
+        {"alias": alias, "from": previous, "to": number, **dict(details or {})},
+    )
+    return previous
 
 
 def _audit(

@@ -15,7 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from shipyard.errors import AlreadyExists, Conflict, InvalidInput, NotFound
+from shipyard.errors import AlreadyExists, Conflict, InvalidInput, NotFound, ShipyardError
 from shipyard.store import validation as v
 from shipyard.store.entities import (
     ACTIVE_ROLLOUT_STATES,
@@ -130,7 +130,7 @@ class ServingMixin:
         v.check_endpoint_name(name)
 
         def delete(conn: sa.Connection) -> None:
-            row = _endpoint_row(conn, name)
+            row = _endpoint_row(conn, name, lock=True)  # no rollout starts meanwhile
             ids = sa.select(_D.c.id).where(_D.c.endpoint_id == row.id)
             rollouts = sa.select(_R.c.id).where(_R.c.endpoint_id == row.id)
             conn.execute(
@@ -346,12 +346,16 @@ class ServingMixin:
         actor: str = "",
         expect_unstarted: bool = False,
         promote: bool = False,
+        set_alias: str | None = None,
     ) -> Rollout:
         """Move a rollout on, in one transaction with its role and weight changes, its
         analysis and its event; Conflict if it is no longer in ``expect_state`` at
         ``expect_step`` (or, with ``expect_unstarted``, its step has started): someone else
         moved it first. ``promote``: a deployment made primary records the one it
-        replaced, which is where a rollback goes."""
+        replaced, which is where a rollback goes. ``set_alias``: the registry alias moves
+        to the candidate's version in the same transaction (on behalf of ``actor``, else
+        of whoever started the rollout), with an ``alias_moved`` event; an alias that
+        cannot move leaves an ``alias_not_moved`` event instead of undoing the rest."""
         if state is not None and state not in ROLLOUT_STATES:
             raise InvalidInput(f"unknown rollout state {state!r}")
 
@@ -399,6 +403,8 @@ class ServingMixin:
                 )
             if event is not None:
                 _event(conn, row.name, *event, actor)
+            if set_alias is not None:
+                _rollout_alias(conn, row, set_alias, actor or row.created_by)
             _bump(conn)
 
         self._write(update)
@@ -673,6 +679,35 @@ def _apply_roles(
     ).scalar_one()
     if primaries != 1:
         raise InvalidInput(f"an endpoint needs exactly one primary deployment, not {primaries}")
+
+
+def _rollout_alias(conn: sa.Connection, rollout: Any, alias: str, actor: str) -> None:
+    from shipyard.store.sql.registry import move_alias
+
+    candidate = conn.execute(
+        sa.select(_D.c.model_name, _D.c.model_version).where(_D.c.id == rollout.candidate_id)
+    ).one()
+    name, number = candidate.model_name, candidate.model_version
+    data: dict[str, Any] = {"rollout": rollout.id, "alias": alias}
+    try:
+        v.check_alias(alias, settable=True)
+        with conn.begin_nested():  # a refusal undoes only the move
+            previous = move_alias(
+                conn,
+                name,
+                alias,
+                number,
+                actor=actor,
+                action="rollout_promote",
+                details={"endpoint": rollout.name, "rollout": rollout.id},
+            )
+    except ShipyardError as exc:
+        message = f"could not move {name}@{alias}: {exc.message}"
+        _event(conn, rollout.name, "alias_not_moved", message, data, actor)
+        return
+    was = "(it had no holder)" if previous is None else f"(was version {previous})"
+    message = f"{name}@{alias} -> version {number} {was}"
+    _event(conn, rollout.name, "alias_moved", message, {**data, "previous": previous}, actor)
 
 
 def _event(
