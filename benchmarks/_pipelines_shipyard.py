@@ -192,15 +192,19 @@ def _timed_burn(iterations: int) -> float:
 
 def parallel(iterations: int, executor: str, max_workers: int, warm: bool) -> dict:
     """Two independent CPU-bound steps, cache off; ``warm``: after a one-step pipeline run
-    inline, so the process's one-time costs are paid before the timed run."""
+    with the same executor, so the process's one-time costs (imports, the store, the
+    environment digest; for processes, starting the forkserver with its preloaded imports)
+    are paid before the timed run."""
+    warmup_s = None
     if warm:
-        one_step.run(k=-1)
+        warmup_s, _ = timed_run(one_step, k=-1, executor=executor, max_workers=max_workers)
     total_s, result = timed_run(
         two_spins, iterations=iterations, executor=executor, max_workers=max_workers, cache=False
     )
     return {
         "executor": executor,
         "warm": warm,
+        "warmup_s": warmup_s,
         "iterations": iterations,
         "total_s": total_s,
         "steps_s": [o.duration for o in result.steps.values()],
