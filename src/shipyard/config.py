@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     flush_size: int = 200_000
     # Buffered points past which logging waits for the writer (bounds memory)
     max_buffer: int = 1_000_000
+    # Seconds within which run ends in quick succession are committed together (0: never)
+    group_commit: float = 0.1
     # Record git, entry point and environment on every run
     capture: bool = True
 

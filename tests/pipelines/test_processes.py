@@ -43,6 +43,27 @@ def test_independent_steps_run_at_once_in_their_own_processes(tracking) -> None:
     assert {o.status for o in again.steps.values()} == {"cached"} and again.value == 14
 
 
+@sy.step(cache=False)
+def sweep(n: int) -> int:
+    for i in range(n):  # quick run ends: group commit leaves the later ones to the writer
+        with sy.start_run(name=f"trial-{i}", nested=True) as trial:
+            trial.log_metric("i", float(i))
+    return n
+
+
+@sy.pipeline
+def sweeping(n: int = 30):  # type: ignore[no-untyped-def]
+    return sweep(n)
+
+
+def test_runs_a_step_ends_in_quick_succession_are_all_stored(tracking) -> None:  # type: ignore[no-untyped-def]
+    # the step's process ends without exit handlers: it must store them before it reports
+    result = sweeping.run(executor="processes", n=30)
+    assert result.status == "finished"
+    trials = sy.search_runs("name LIKE 'trial-%'")
+    assert len(trials) == 30 and {r.status for r in trials} == {"finished"}
+
+
 def test_a_step_past_its_timeout_is_stopped(tracking, capsys) -> None:  # type: ignore[no-untyped-def]
     @sy.step(timeout=1.0, cache=False)
     def hang() -> int:

@@ -289,3 +289,27 @@ def test_sigterm_inside_batched_keeps_the_ended_runs(tmp_path: Path) -> None:
     [(killed,)] = _query(tmp_path, "SELECT count(*) FROM runs WHERE status = 'killed'")
     [(points,)] = _query(tmp_path, "SELECT count(*) FROM metrics")
     assert finished >= 51 and killed <= 1 and finished <= points <= finished + killed
+
+
+def test_sigterm_in_a_sweep_keeps_the_group_committed_runs(tmp_path: Path) -> None:
+    # run ends in quick succession are committed together by the writer: a signal in the
+    # middle of a group still stores every run that ended
+    proc = _spawn(
+        tmp_path,
+        """
+        import shipyard as sy
+        for i in range(100000):
+            with sy.start_run(params={"i": i}) as run:
+                run.log_metric("m", i)
+            if i == 500:
+                print("ready", flush=True)
+        """,
+    )
+    assert _read_line(proc) == "ready"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    [(finished,)] = _query(tmp_path, "SELECT count(*) FROM runs WHERE status = 'finished'")
+    [(killed,)] = _query(tmp_path, "SELECT count(*) FROM runs WHERE status = 'killed'")
+    [(params,)] = _query(tmp_path, "SELECT count(*) FROM params")
+    assert finished >= 501 and killed <= 1 and finished <= params <= finished + killed

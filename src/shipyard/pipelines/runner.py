@@ -265,6 +265,9 @@ class _Runner:
             raise
         run.end("finished")
         if step.options.cache:
+            # the cache entry names a stored, finished run: the end is committed first (a
+            # no-op unless group commit left it to the background writer)
+            self.tracker.writer.flush()
             self.tracker.store.put_step_cache(
                 key, run.id, step.name, [o.to_dict() for o in outputs]
             )

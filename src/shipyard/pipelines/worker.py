@@ -84,6 +84,19 @@ def run_job(
     import cloudpickle
 
     import shipyard as sy
+
+    spec = cloudpickle.loads(job)
+    try:
+        return _run_step(sy, spec, run_id)
+    finally:
+        # this process may end without running exit handlers (multiprocessing's children
+        # do): what the step logged, and run ends left to group commit, are stored now
+        from shipyard.tracking.tracker import get_tracker
+
+        get_tracker().writer.flush()
+
+
+def _run_step(sy: Any, spec: dict[str, Any], run_id: str) -> tuple[str, Any]:
     from shipyard.pipelines.runner import (
         _call_with_retries,
         _load_stored,
@@ -92,7 +105,6 @@ def run_job(
         record_outputs,
     )
 
-    spec = cloudpickle.loads(job)
     node_id, step = spec["node"], spec["step"]
     run = sy.start_run(run_id=run_id)  # created by the scheduler
     try:

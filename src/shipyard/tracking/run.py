@@ -257,8 +257,11 @@ class ActiveRun:
     # -- ending ------------------------------------------------------------------------------
 
     def end(self, status: str = "finished", error: BaseException | str | None = None) -> None:
-        """End the run with a status; idempotent. Everything logged is stored on return
-        (inside ``sy.batched()``: when the block ends)."""
+        """End the run with a status; idempotent. Everything logged is stored on return;
+        inside ``sy.batched()``, when the block ends; for the third and later of run ends
+        in quick succession (a sweep of short runs), together with the others by the
+        background writer, at most ``SHIPYARD_GROUP_COMMIT`` seconds later (and at exit,
+        SIGTERM or Ctrl-C, like everything buffered)."""
         if status not in ("finished", "failed", "killed"):
             raise InvalidInput(f"a run ends as finished, failed or killed; got {status!r}")
         with self._lock:
@@ -275,6 +278,8 @@ class ActiveRun:
         writer.add_status(self.id, status, _now(), _describe(error))
         if writer.deferred:  # inside sy.batched(): committed with the others at its end
             writer.ended.append(self.id)
+            return
+        if writer.group(self.id):  # one of many quick run ends: committed with the others
             return
         try:
             writer.flush()

@@ -39,6 +39,7 @@ class Tracker:
             flush_interval=settings.flush_interval,
             flush_size=settings.flush_size,
             max_buffer=settings.max_buffer,
+            group_commit=settings.group_commit,
         )
         self.open_runs: dict[str, ActiveRun] = {}
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections import deque
 
 from shipyard.errors import Conflict, InvalidInput, NotFound, ShipyardError, StoreError
@@ -18,6 +19,14 @@ from shipyard.store.entities import ArtifactEntry, Dataset, Environment, Run, Wr
 log = logging.getLogger("shipyard.tracking")
 
 Point = tuple[str, float, int, float]  # key, value, step, timestamp
+
+
+def _exits_without_atexit() -> bool:
+    """A process started by multiprocessing (a Pool's worker, say) ends with ``os._exit``:
+    no exit flush would store a grouped run end there, so its run ends commit at once."""
+    import multiprocessing
+
+    return multiprocessing.parent_process() is not None
 
 
 class Writer:
@@ -30,9 +39,11 @@ class Writer:
         flush_interval: float = 1.0,
         flush_size: int = 200_000,
         max_buffer: int = 1_000_000,
+        group_commit: float = 0.1,
     ) -> None:
         self.store = store
         self.flush_interval = flush_interval
+        self.group_commit = group_commit
         self.flush_size = flush_size
         self.max_buffer = max(max_buffer, flush_size)
         self._series: dict[str, deque[Point]] = {}
@@ -68,6 +79,12 @@ class Writer:
         # them so their queues can be released after the block's flush
         self.deferred = 0
         self.ended: list[str] = []
+        # group commit: run ends in quick succession (a sweep) are committed together by the
+        # background thread, at most ``group_commit`` seconds later
+        self._last_end = float("-inf")
+        self._streak = 0
+        self._grouped: list[str] = []
+        self._due: float | None = None
         self._thread: threading.Thread | None = None
         self._closed = False
         self._wake = threading.Event()
@@ -134,6 +151,30 @@ class Writer:
             self._ops.statuses.append((run_id, status, end_time, error))
         self._ensure_thread()
 
+    def group(self, run_id: str) -> bool:
+        """Called at a run's end, after its status is queued: True when the end is left to
+        the background thread, to be committed with the other ends of a quick succession
+        within ``group_commit`` seconds; False when the caller must flush now.
+
+        The third and later of run ends less than ``group_commit`` apart are grouped: a
+        script's single run, or a few, still commit as each ends; a sweep of many short
+        runs pays one transaction per group instead of one per run. Never in a process
+        that multiprocessing started (it skips exit handlers).
+        """
+        now = time.monotonic()
+        quick = now - self._last_end < self.group_commit
+        self._last_end = now
+        self._streak = self._streak + 1 if quick else 0
+        if self._streak < 2 or self._closed or _exits_without_atexit():
+            return False
+        with self._cond:
+            self._grouped.append(run_id)
+            if self._due is None:
+                self._due = now + self.group_commit
+        self._ensure_thread()
+        self._wake.set()
+        return True
+
     def _wait_for_room(self, queue: deque[Point]) -> None:
         """Bound memory: a producer far ahead of the database waits for the writer."""
         with self._cond:
@@ -194,6 +235,10 @@ class Writer:
         while not self._closed:
             self._wake.wait(backoff)
             self._wake.clear()
+            due = self._due
+            if due is not None and not self._closed:
+                # let the group gather: the run ends of the next moment share its commit
+                time.sleep(max(0.0, due - time.monotonic()))
             with self._write_lock:
                 ok = self._write_once()
             backoff = self.flush_interval if ok else min(backoff * 2, 30.0)
@@ -201,6 +246,7 @@ class Writer:
     def _take(self) -> WriteBatch:
         with self._cond:
             batch, self._ops = self._ops, WriteBatch()
+            self._due = None
             batch.metrics = {
                 run_id: [queue.popleft() for _ in range(len(queue))]
                 for run_id, queue in self._series.items()
@@ -212,7 +258,16 @@ class Writer:
 
     def _write_once(self) -> bool:
         """Write what is buffered (the caller holds the write lock); keep it if that fails."""
+        with self._cond:
+            grouped, self._grouped = self._grouped, []
         batch = self._take()
+        try:
+            return self._write_batch(batch)
+        finally:
+            for run_id in grouped:  # ended runs: their emptied queues go
+                self.release(run_id)
+
+    def _write_batch(self, batch: WriteBatch) -> bool:
         if not len(batch):
             return True
         try:
