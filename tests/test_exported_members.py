@@ -42,6 +42,7 @@ EXPECTED = {
     "batched",
     "delete_run",
     "end_run",
+    "flush",
     "get_experiment",
     "get_metric_history",
     "get_run",

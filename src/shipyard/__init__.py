@@ -33,6 +33,7 @@ _EXPORTS: dict[str, str] = {
     "get_metric_history": "shipyard.tracking.fluent",
     "search_runs": "shipyard.tracking.fluent",
     "delete_run": "shipyard.tracking.fluent",
+    "flush": "shipyard.tracking.fluent",
     "log_model": "shipyard.tracking.fluent",
     "ActiveRun": "shipyard.tracking.run",
     # models and registry
@@ -118,6 +119,7 @@ if TYPE_CHECKING:
     from shipyard.tracking.fluent import batched as batched
     from shipyard.tracking.fluent import delete_run as delete_run
     from shipyard.tracking.fluent import end_run as end_run
+    from shipyard.tracking.fluent import flush as flush
     from shipyard.tracking.fluent import get_experiment as get_experiment
     from shipyard.tracking.fluent import get_metric_history as get_metric_history
     from shipyard.tracking.fluent import get_run as get_run

@@ -80,3 +80,65 @@ def test_a_multiprocessing_worker_commits_each_run_end(tracking) -> None:  # typ
     with ctx.Pool(2) as pool:
         assert pool.map(_trials, [25, 25]) == [25, 25]
     assert _finished_elsewhere(tracking.uri) == 50
+
+
+def test_a_resumed_run_ends_at_once_so_a_conflict_is_its_own(tracking) -> None:  # type: ignore[no-untyped-def]
+    from shipyard.errors import Conflict
+    from shipyard.store.entities import WriteBatch
+
+    with sy.start_run(name="first") as first:
+        pass
+    for _ in range(2):  # a burst: the next end would be grouped
+        with sy.start_run():
+            pass
+    resumed = sy.start_run(run_id=first.id)
+    other = open_store(tracking.uri)  # someone else sets the param meanwhile
+    other.write(WriteBatch(params=[(first.id, "lr", "0.1")]))
+    other.close()
+    resumed.log_param("lr", 0.2)
+    with pytest.raises(Conflict, match="lr"):
+        resumed.end()
+
+
+def test_delete_and_flush_see_a_grouped_end(tracking) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+
+    ids = []
+    for _ in range(5):
+        with sy.start_run() as run:
+            pass
+        ids.append(run.id)
+    sy.delete_run(ids[-1])  # the last end may still be grouped: it is stored first
+    assert sy.get_run(ids[-1]).lifecycle == "deleted"
+    for _ in range(5):
+        with sy.start_run():
+            pass
+    sy.flush()  # before another process looks
+    code = (
+        "from shipyard.store import open_store; import sys; "
+        "s = open_store(sys.argv[1]); "
+        "print(len(s.search_runs(None, \"status = 'finished'\", max_results=100).runs))"
+    )
+    seen = subprocess.run(
+        [sys.executable, "-c", code, tracking.uri], capture_output=True, text=True, check=True
+    )
+    assert seen.stdout.strip() == "9"  # the deleted one is not listed
+
+
+def test_a_forked_child_that_exits_abruptly_keeps_its_run_ends(tracking) -> None:  # type: ignore[no-untyped-def]
+    import os
+
+    with sy.start_run(name="parent"):
+        pass
+    pid = os.fork()
+    if pid == 0:  # the child: a quick burst, then os._exit (no exit handlers)
+        try:
+            for i in range(6):
+                with sy.start_run(name=f"child-{i}"):
+                    pass
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    names = {r.name for r in sy.search_runs("name LIKE 'child-%'")}
+    assert names == {f"child-{i}" for i in range(6)}

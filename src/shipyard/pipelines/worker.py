@@ -4,6 +4,7 @@ worker process or a Ray task runs, and the report it sends back."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -86,14 +87,16 @@ def run_job(
     import shipyard as sy
 
     spec = cloudpickle.loads(job)
+    # this process may end without running exit handlers (multiprocessing's children do):
+    # what the step logged is stored before it reports
     try:
-        return _run_step(sy, spec, run_id)
-    finally:
-        # this process may end without running exit handlers (multiprocessing's children
-        # do): what the step logged, and run ends left to group commit, are stored now
-        from shipyard.tracking.tracker import get_tracker
-
-        get_tracker().writer.flush()
+        report = _run_step(sy, spec, run_id)
+    except BaseException:
+        with contextlib.suppress(Exception):  # the step's own error is the one to see
+            sy.flush()
+        raise
+    sy.flush()
+    return report
 
 
 def _run_step(sy: Any, spec: dict[str, Any], run_id: str) -> tuple[str, Any]:

@@ -387,7 +387,16 @@ def runs_to_frame(runs: Sequence[Run]) -> pd.DataFrame:
 
 
 def delete_run(run_id: str) -> None:
-    get_tracker().store.delete_run(run_id)
+    tracker = get_tracker()
+    tracker.writer.flush()  # a run this process just ended may still be buffered
+    tracker.store.delete_run(run_id)
+
+
+def flush() -> None:
+    """Store everything this process has logged so far, run ends left to group commit
+    included, before another process reads it (a CLI call after a sweep, say); raises
+    what could not be stored."""
+    get_tracker().writer.flush()
 
 
 def get_experiment(ref: int | str) -> Experiment:

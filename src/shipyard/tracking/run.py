@@ -279,7 +279,9 @@ class ActiveRun:
         if writer.deferred:  # inside sy.batched(): committed with the others at its end
             writer.ended.append(self.id)
             return
-        if writer.group(self.id):  # one of many quick run ends: committed with the others
+        # one of many quick run ends: committed with the others (not a resumed run, whose
+        # params may conflict with stored ones: that must raise here)
+        if not self._resumed and writer.group(self.id):
             return
         try:
             writer.flush()

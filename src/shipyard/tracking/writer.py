@@ -44,6 +44,7 @@ class Writer:
         self.store = store
         self.flush_interval = flush_interval
         self.group_commit = group_commit
+        self._forked = False
         self.flush_size = flush_size
         self.max_buffer = max(max_buffer, flush_size)
         self._series: dict[str, deque[Point]] = {}
@@ -65,6 +66,8 @@ class Writer:
         for queue in self._series.values():
             queue.clear()
         self._init_state()
+        # a forked child often ends with os._exit, past any exit flush: no group commit
+        self._forked = True
 
     def _init_state(self) -> None:
         # A forked child must not inherit the parent's buffers, lock state or thread.
@@ -85,6 +88,7 @@ class Writer:
         self._streak = 0
         self._grouped: list[str] = []
         self._due: float | None = None
+        self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._closed = False
         self._wake = threading.Event()
@@ -159,15 +163,23 @@ class Writer:
         The third and later of run ends less than ``group_commit`` apart are grouped: a
         script's single run, or a few, still commit as each ends; a sweep of many short
         runs pays one transaction per group instead of one per run. Never in a process
-        that multiprocessing started (it skips exit handlers).
+        that may end without exit handlers (started by multiprocessing, or forked), and
+        not while an earlier write is failing: then the end flushes, and raises why.
         """
         now = time.monotonic()
-        quick = now - self._last_end < self.group_commit
-        self._last_end = now
-        self._streak = self._streak + 1 if quick else 0
-        if self._streak < 2 or self._closed or _exits_without_atexit():
-            return False
         with self._cond:
+            quick = now - self._last_end < self.group_commit
+            self._last_end = now
+            self._streak = self._streak + 1 if quick else 0
+            if (
+                self._streak < 2
+                or self._closed
+                or self._forked
+                or self._failed is not None
+                or self._errors
+                or _exits_without_atexit()
+            ):
+                return False
             self._grouped.append(run_id)
             if self._due is None:
                 self._due = now + self.group_commit
@@ -197,6 +209,7 @@ class Writer:
     def close(self) -> None:
         """Flush everything and stop the background thread."""
         self._closed = True
+        self._stop.set()
         try:
             self.flush()
         finally:
@@ -236,9 +249,9 @@ class Writer:
             self._wake.wait(backoff)
             self._wake.clear()
             due = self._due
-            if due is not None and not self._closed:
+            if due is not None:
                 # let the group gather: the run ends of the next moment share its commit
-                time.sleep(max(0.0, due - time.monotonic()))
+                self._stop.wait(max(0.0, due - time.monotonic()))
             with self._write_lock:
                 ok = self._write_once()
             backoff = self.flush_interval if ok else min(backoff * 2, 30.0)
