@@ -30,3 +30,26 @@ def test_rollback_during_a_rollout_is_refused_with_the_remedy(models: Models, tr
     api.deploy("iris", "iris-clf/2", strategy="canary", steps="10,100")
     with pytest.raises(Conflict, match="rollouts abort iris"):
         api.rollback("iris")
+
+
+@pytest.mark.parametrize(
+    ("failed", "early"), [("prediction_shift", False), ("error_rate", True), ("p99_ms", True)]
+)
+def test_only_client_facing_figures_fail_a_step_before_its_interval(  # type: ignore[no-untyped-def]
+    models: Models, tracking, failed: str, early: bool
+) -> None:
+    from shipyard.gateway.analysis import Analysis, Figure
+
+    api.create_endpoint("iris", "iris-clf/1")
+    rollout = api.deploy("iris", "iris-clf/2", strategy="canary", steps="10,100", interval="60s")
+    store = tracking.store
+    started = store.update_rollout(
+        rollout.id, expect_state="running", expect_step=0, step_started_at=1000.0
+    )
+    spec = controller.RolloutSpec.from_dict(started.spec)
+    analysis = Analysis("fail", (Figure(failed, 0.5, None, 0.2, False),), f"{failed} over")
+    controller._decide(store, started, spec, analysis, 1000.0 + 10, spec.interval)
+    assert store.get_rollout(rollout.id).state == ("failed" if early else "running")
+    if not early:  # judged once the interval is over
+        controller._decide(store, started, spec, analysis, 1000.0 + 61, spec.interval)
+        assert store.get_rollout(rollout.id).state == "failed"

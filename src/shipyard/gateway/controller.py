@@ -235,7 +235,7 @@ def _decide(
 ) -> None:
     assert rollout.step_started_at is not None
     elapsed = now - rollout.step_started_at
-    if analysis.outcome == "fail":
+    if analysis.outcome == "fail" and (elapsed >= period or _fails_early(analysis)):
         _end(
             store,
             rollout,
@@ -262,6 +262,14 @@ def _decide(
                 {"rollout": rollout.id},
             ),
         )
+
+
+def _fails_early(analysis: Analysis) -> bool:
+    """Whether a failing analysis ends the step before its interval is over. Errors, bad
+    outputs and latency do (clients feel them); a prediction shift alone waits for the end
+    of the interval: its test, repeated every second on a growing window, would otherwise
+    reject a good canary by chance far more often than its p < 0.01 suggests."""
+    return any(f.passed is False and f.name != "prediction_shift" for f in analysis.figures)
 
 
 def _rollback_roles(rollout: Rollout) -> dict[int, tuple[str, float]]:
