@@ -78,6 +78,8 @@ class Writer:
         # a caller waiting for its data writes it itself instead of waiting for a hand-off
         self._write_lock = threading.Lock()
         self._errors: list[ShipyardError] = []
+        # why buffered data is not stored yet: forgotten once a later write stores it
+        self._transient: list[ShipyardError] = []
         # inside sy.batched() (a counter, blocks nest): run ends do not flush; `ended` lists
         # them so their queues can be released after the block's flush
         self.deferred = 0
@@ -177,6 +179,7 @@ class Writer:
                 or self._forked
                 or self._failed is not None
                 or self._errors
+                or self._transient
                 or _exits_without_atexit()
             ):
                 return False
@@ -226,7 +229,8 @@ class Writer:
 
     def _raise_errors(self) -> None:
         with self._cond:
-            errors, self._errors = self._errors, []
+            errors, self._errors = self._errors + self._transient, []
+            self._transient = []
         if errors:
             if all(isinstance(e, Conflict) for e in errors):
                 raise Conflict("; ".join(e.message for e in errors))
@@ -275,7 +279,11 @@ class Writer:
             grouped, self._grouped = self._grouped, []
         batch = self._take()
         try:
-            return self._write_batch(batch)
+            written = self._write_batch(batch)
+            if written:  # what an earlier write kept was in this batch: stored now
+                with self._cond:
+                    self._transient = []
+            return written
         finally:
             for run_id in grouped:  # ended runs: their emptied queues go
                 self.release(run_id)
@@ -344,7 +352,7 @@ class Writer:
         log.warning("shipyard: %d buffered items not written yet: %s", len(batch), exc.message)
         with self._cond:
             self._failed = batch if self._failed is None else _concat(self._failed, batch)
-            self._errors.append(
+            self._transient.append(
                 type(exc)(f"{len(batch)} logged items are not stored yet: {exc.message}")
             )
 
