@@ -34,6 +34,19 @@ def _canary(store: Store, version: int = 2):  # type: ignore[no-untyped-def]
     )
 
 
+def _promote(store: Store, rollout, old: str = "standby", **extra):  # type: ignore[no-untyped-def]
+    """End ``rollout`` as succeeded, its candidate the primary, as the controller does."""
+    return store.update_rollout(
+        rollout.id,
+        expect_state="running",
+        expect_step=0,
+        state="succeeded",
+        roles={rollout.candidate_id: ("primary", 1.0), rollout.baseline_id: (old, 0.0)},
+        promote=True,
+        **extra,
+    )
+
+
 def test_endpoint_is_created_with_its_primary(served: Store) -> None:
     endpoint = served.get_endpoint("iris")
     assert endpoint.primary.label == "iris-clf/1" and endpoint.primary.weight == 1.0
@@ -113,14 +126,7 @@ def test_concurrent_advances_have_one_winner(served: Store) -> None:
 
 def test_promotion_remembers_the_previous_primary(served: Store) -> None:
     rollout = _canary(served)
-    served.update_rollout(
-        rollout.id,
-        expect_state="running",
-        expect_step=0,
-        state="succeeded",
-        roles={rollout.candidate_id: ("primary", 1.0), rollout.baseline_id: ("retired", 0.0)},
-        promote=True,
-    )
+    _promote(served, rollout, old="retired")
     endpoint = served.get_endpoint("iris")
     assert endpoint.primary.label == "iris-clf/2"
     assert endpoint.primary.previous_id == rollout.baseline_id
@@ -132,15 +138,7 @@ def test_promotion_remembers_the_previous_primary(served: Store) -> None:
 @pytest.mark.parametrize("alias", ["production", "latest"])
 def test_promotion_moves_the_alias_in_the_same_transaction(served: Store, alias: str) -> None:
     rollout = _canary(served)
-    served.update_rollout(
-        rollout.id,
-        expect_state="running",
-        expect_step=0,
-        state="succeeded",
-        roles={rollout.candidate_id: ("primary", 1.0), rollout.baseline_id: ("standby", 0.0)},
-        promote=True,
-        set_alias=alias,
-    )
+    _promote(served, rollout, set_alias=alias)
     assert served.get_rollout(rollout.id).state == "succeeded"
     last = served.list_events("iris")[-1]
     if alias == "latest":  # not an alias anyone sets: the promotion stands, the move does not
@@ -155,26 +153,12 @@ def test_promotion_moves_the_alias_in_the_same_transaction(served: Store, alias:
 
 def test_a_standby_brought_back_remembers_what_it_replaced(served: Store) -> None:
     first = _canary(served)
-    served.update_rollout(
-        first.id,
-        expect_state="running",
-        expect_step=0,
-        state="succeeded",
-        roles={first.candidate_id: ("primary", 1.0), first.baseline_id: ("standby", 0.0)},
-        promote=True,
-    )
+    _promote(served, first)
     # version 1 deployed again reuses its standby deployment (an older id): promoted, it
     # remembers version 2, so a rollback goes to version 2, not to what preceded version 1
     second = _canary(served, version=1)
     assert second.candidate_id == first.baseline_id
-    served.update_rollout(
-        second.id,
-        expect_state="running",
-        expect_step=0,
-        state="succeeded",
-        roles={second.candidate_id: ("primary", 1.0), second.baseline_id: ("standby", 0.0)},
-        promote=True,
-    )
+    _promote(served, second)
     assert served.get_endpoint("iris").primary.previous_id == first.candidate_id
     # going back without ``promote`` (a rollback) keeps the restored one's own history
     served.set_roles(

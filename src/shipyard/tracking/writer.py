@@ -21,9 +21,8 @@ log = logging.getLogger("shipyard.tracking")
 Point = tuple[str, float, int, float]  # key, value, step, timestamp
 
 
-def _exits_without_atexit() -> bool:
-    """A process started by multiprocessing (a Pool's worker, say) ends with ``os._exit``:
-    no exit flush would store a grouped run end there, so its run ends commit at once."""
+def _started_by_multiprocessing() -> bool:
+    """A process started by multiprocessing (a Pool's worker, say) ends with ``os._exit``."""
     import multiprocessing
 
     return multiprocessing.parent_process() is not None
@@ -44,7 +43,8 @@ class Writer:
         self.store = store
         self.flush_interval = flush_interval
         self.group_commit = group_commit
-        self._forked = False
+        # a process that may end past any exit flush (os._exit) commits every run end at once
+        self._skips_exit = _started_by_multiprocessing()
         self.flush_size = flush_size
         self.max_buffer = max(max_buffer, flush_size)
         self._series: dict[str, deque[Point]] = {}
@@ -66,8 +66,7 @@ class Writer:
         for queue in self._series.values():
             queue.clear()
         self._init_state()
-        # a forked child often ends with os._exit, past any exit flush: no group commit
-        self._forked = True
+        self._skips_exit = True  # a forked child often ends with os._exit
 
     def _init_state(self) -> None:
         # A forked child must not inherit the parent's buffers, lock state or thread.
@@ -176,18 +175,19 @@ class Writer:
             if (
                 self._streak < 2
                 or self._closed
-                or self._forked
+                or self._skips_exit
                 or self._failed is not None
                 or self._errors
                 or self._transient
-                or _exits_without_atexit()
             ):
                 return False
             self._grouped.append(run_id)
-            if self._due is None:
+            starts_group = self._due is None
+            if starts_group:
                 self._due = now + self.group_commit
-        self._ensure_thread()
-        self._wake.set()
+        if starts_group:
+            self._ensure_thread()
+            self._wake.set()
         return True
 
     def _wait_for_room(self, queue: deque[Point]) -> None:

@@ -189,11 +189,7 @@ class ServingMixin:
 
         def change(conn: sa.Connection) -> None:
             row = _endpoint_row(conn, endpoint, lock=True)
-            active = conn.execute(
-                sa.select(_R.c.id).where(
-                    _R.c.endpoint_id == row.id, _R.c.state.in_(ACTIVE_ROLLOUT_STATES)
-                )
-            ).first()
+            active = _active_rollout_row(conn, row.id)
             if active is not None:
                 raise Conflict(
                     f"endpoint {endpoint!r} has rollout {active.id} in progress; abort it "
@@ -239,11 +235,7 @@ class ServingMixin:
         def start(conn: sa.Connection) -> int:
             row = _endpoint_row(conn, endpoint, lock=True)
             _check_version_exists(conn, model_name, model_version)
-            active = conn.execute(
-                sa.select(_R.c.id, _R.c.state).where(
-                    _R.c.endpoint_id == row.id, _R.c.state.in_(ACTIVE_ROLLOUT_STATES)
-                )
-            ).first()
+            active = _active_rollout_row(conn, row.id)
             if active is not None:
                 raise Conflict(
                     f"endpoint {endpoint!r} already has rollout {active.id} ({active.state}); "
@@ -679,6 +671,15 @@ def _apply_roles(
     ).scalar_one()
     if primaries != 1:
         raise InvalidInput(f"an endpoint needs exactly one primary deployment, not {primaries}")
+
+
+def _active_rollout_row(conn: sa.Connection, endpoint_id: int) -> Any:
+    """The endpoint's running or paused rollout (id, state), or None."""
+    return conn.execute(
+        sa.select(_R.c.id, _R.c.state).where(
+            _R.c.endpoint_id == endpoint_id, _R.c.state.in_(ACTIVE_ROLLOUT_STATES)
+        )
+    ).first()
 
 
 def _rollout_alias(conn: sa.Connection, rollout: Any, alias: str, actor: str) -> None:
